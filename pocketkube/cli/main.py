@@ -1,0 +1,141 @@
+"""The `pocketkube` command: argument parsing and dispatch to the command modules.
+
+    pocketkube server   run the control plane in the foreground
+    pocketkube start    run it in the background and point kubectl at it
+    pocketkube stop | status | delete | version
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from pocketkube import __version__
+from pocketkube.cli import lifecycle, status
+from pocketkube.cli.instance import Instance
+from pocketkube.cli.server import run_server
+from pocketkube.config import default_data_dir
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def datastore(value: str) -> str:
+    """Validate --datastore: `sqlite` or `etcd://host:port[,host:port]`."""
+    if value == "sqlite":
+        return value
+    if value.startswith("etcd://"):
+        endpoints = value.removeprefix("etcd://").split(",")
+        if all(_host_port(e) for e in endpoints):
+            return value
+    raise argparse.ArgumentTypeError(f"{value!r}: expected sqlite or etcd://host:port[,host:port]")
+
+
+def _host_port(endpoint: str) -> bool:
+    host, sep, port = endpoint.rpartition(":")
+    return bool(host) and bool(sep) and port.isdigit() and 0 < int(port) < 65536
+
+
+def port(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pocketkube",
+        description="Kubernetes in a Python package: the real API, driven by the real kubectl.",
+    )
+    parser.add_argument("--version", action="version", version=f"pocketkube {__version__}")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="cluster state directory (default $POCKETKUBE_HOME or ~/.pocketkube)",
+    )
+    serving = argparse.ArgumentParser(add_help=False)
+    serving.add_argument("--port", type=port, help="API server port (default 6443)")
+    serving.add_argument("--bind-address", help="address to listen on (default 127.0.0.1)")
+    serving.add_argument(
+        "--datastore", type=datastore, help="sqlite (default) or etcd://host:port[,host:port]"
+    )
+    serving.add_argument("--log-level", choices=LOG_LEVELS, help="server log level (default info)")
+    # The control plane entry point (module:function or file.py:function), for testing.
+    serving.add_argument("--app", help=argparse.SUPPRESS)
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser(
+        "server", parents=[data, serving], help="run the control plane in the foreground"
+    )
+    start = sub.add_parser(
+        "start", parents=[data, serving], help="start a cluster in the background"
+    )
+    start.add_argument(
+        "--wait-timeout", type=float, default=60.0, help="seconds to wait for the API (default 60)"
+    )
+    for name, text in (("stop", "stop the cluster"), ("delete", "stop and delete the cluster")):
+        cmd = sub.add_parser(name, parents=[data], help=text)
+        cmd.add_argument(
+            "--timeout", type=float, default=30.0, help="seconds before SIGKILL (default 30)"
+        )
+    sub.add_parser("status", parents=[data], help="show whether the cluster runs and its health")
+    sub.add_parser("version", parents=[data], help="print the client and server versions")
+    return parser
+
+
+def _absolute_app(spec: str | None) -> str | None:
+    # A file path in --app must survive the server's change of working directory.
+    if spec is None:
+        return None
+    target, _, attr = spec.rpartition(":")
+    return f"{Path(target).resolve()}:{attr}" if target.endswith(".py") else spec
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        force=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    instance = Instance(args.data_dir or default_data_dir())
+    out, err = Console(), Console(stderr=True)
+    if args.command in ("server", "start"):
+        given = {
+            "port": args.port,
+            "bind_address": args.bind_address,
+            "datastore": args.datastore,
+            "log_level": args.log_level,
+            "app": _absolute_app(args.app),
+        }
+        options = instance.options(given)
+        if args.command == "server":
+            _configure_logging(options.log_level)
+            return run_server(instance, options)
+        _configure_logging("warning")
+        return lifecycle.start(instance, options, out, err, args.wait_timeout)
+    _configure_logging("warning")
+    if args.command == "stop":
+        return lifecycle.stop(instance, out, args.timeout)
+    if args.command == "delete":
+        return lifecycle.delete(instance, out, err, args.timeout)
+    if args.command == "status":
+        return status.status(instance, out)
+    return status.version(instance, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
