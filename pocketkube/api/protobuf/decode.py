@@ -61,7 +61,9 @@ def decode(body: bytes, *, api_version: str = "", kind: str = "") -> dict[str, A
     env_kind = env_kind or kind
     if not env_kind:
         raise _cannot_handle(
-            env_kind, env_version, into,
+            env_kind,
+            env_version,
+            into,
             f"Object 'Kind' is missing in 'runtime.TypeMeta{{APIVersion:\"{env_version}\", Kind:\"\"}}'",
         )
     target = KINDS.get((env_version, env_kind))
@@ -130,7 +132,9 @@ def _message(data: memoryview, msg: Message) -> dict[str, Any]:
         elif field.is_message:
             if number in nested:
                 chunks = nested[number]
-                value = _convert(field, chunks[0] if len(chunks) == 1 else memoryview(b"".join(chunks)))
+                value = _convert(
+                    field, chunks[0] if len(chunks) == 1 else memoryview(b"".join(chunks))
+                )
             elif field.pointer:
                 if field.keep:
                     out[field.name] = None

@@ -102,7 +102,12 @@ def _resolve(group: str, type_name: str, known: set[str]) -> str:
 
 def _load() -> tuple[dict[str, Message], dict[tuple[str, str], str]]:
     modules = (
-        types_meta, types_core, types_pod, types_volumes, types_workloads, types_auth,
+        types_meta,
+        types_core,
+        types_pod,
+        types_volumes,
+        types_workloads,
+        types_auth,
         types_scaling,
     )
     specs: list[tuple[str, str, str]] = []
