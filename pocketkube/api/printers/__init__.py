@@ -9,6 +9,7 @@ Public API (pure functions, no I/O):
 - `column_definitions(group, kind)` — the column dicts, computed once per kind and shared:
   treat them as read-only.
 - `row_cells(group, kind, obj, now)` — the cells of one stored object (v1 JSON dict).
+- `row_conditions(group, kind, obj)` — the row's `conditions` (only finished Pods have any).
 - `human_duration(seconds)` — apimachinery's `duration.HumanDuration`.
 """
 
@@ -40,7 +41,7 @@ from pocketkube.api.printers.common import (
     parse_time,
 )
 
-__all__ = ["column_definitions", "has_printer", "human_duration", "row_cells"]
+__all__ = ["column_definitions", "has_printer", "human_duration", "row_cells", "row_conditions"]
 
 _PRINTERS: dict[tuple[str, str], tuple[tuple[Col, ...], RowFn]] = {}
 for _module in (
@@ -92,3 +93,25 @@ def row_cells(group: str, kind: str, obj: Obj, now: datetime) -> list[Any]:
     if printer is None:
         return [(obj.get("metadata") or {}).get("name", ""), _created_at(obj)]
     return printer[1](obj, aware(now))
+
+
+_POD_DONE = {
+    "Succeeded": [
+        {
+            "type": "Completed",
+            "status": "True",
+            "reason": "Succeeded",
+            "message": "The pod has completed successfully.",
+        }
+    ],
+    "Failed": [
+        {"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}
+    ],
+}
+
+
+def row_conditions(group: str, kind: str, obj: Obj) -> list[dict[str, str]] | None:
+    """TableRow `conditions` (omitted when None): printPod marks finished pods Completed."""
+    if group == "" and kind == "Pod":
+        return _POD_DONE.get((obj.get("status") or {}).get("phase") or "")
+    return None

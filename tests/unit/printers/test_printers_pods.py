@@ -4,7 +4,7 @@ as kubernetes printers.go `printPod` computes them."""
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pocketkube.api.printers import row_cells
+from pocketkube.api.printers import row_cells, row_conditions
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -250,3 +250,20 @@ def test_pod_template_row() -> None:
         "nginx,redis:7",
         "app=y,run=x",
     ]
+
+
+def test_finished_pods_carry_a_completed_row_condition() -> None:
+    succeeded = row_conditions("", "Pod", pod(phase="Succeeded"))
+    assert succeeded == [
+        {
+            "type": "Completed",
+            "status": "True",
+            "reason": "Succeeded",
+            "message": "The pod has completed successfully.",
+        }
+    ]
+    failed = row_conditions("", "Pod", pod(phase="Failed"))
+    assert failed is not None and failed[0]["reason"] == "Failed"
+    assert failed[0]["message"] == "The pod failed."
+    assert row_conditions("", "Pod", pod(phase="Running")) is None
+    assert row_conditions("apps", "Deployment", {"status": {"phase": "Succeeded"}}) is None
