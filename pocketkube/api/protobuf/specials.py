@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from .wire import BYTES, VARINT, DecodeError, iter_fields, signed64
+from .wire import VARINT, DecodeError, iter_fields, signed64
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -23,9 +23,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def _timestamp(data: memoryview, message: str) -> tuple[int, int]:
     seconds = nanos = 0
     for number, wire_type, value in iter_fields(data, message):
-        if wire_type != VARINT:
+        if wire_type != VARINT or not isinstance(value, int):
             continue
-        assert isinstance(value, int)
         if number == 1:
             seconds = signed64(value)
         elif number == 2:
@@ -104,17 +103,15 @@ def duration(data: memoryview) -> str:
     """metav1.Duration {1 duration int64 nanoseconds} → Go duration string."""
     nanos = 0
     for number, wire_type, value in iter_fields(data, "Duration"):
-        if number == 1 and wire_type == VARINT:
-            assert isinstance(value, int)
+        if number == 1 and wire_type == VARINT and isinstance(value, int):
             nanos = signed64(value)
     return go_duration(nanos)
 
 
 def _string_field(data: memoryview, message: str, wanted: int) -> str:
     out = ""
-    for number, wire_type, value in iter_fields(data, message):
-        if number == wanted and wire_type == BYTES:
-            assert isinstance(value, memoryview)
+    for number, _, value in iter_fields(data, message):
+        if number == wanted and isinstance(value, memoryview):
             out = bytes(value).decode("utf-8", "replace")
     return out
 
@@ -142,9 +139,8 @@ def int_or_string(data: memoryview) -> int | str:
 def fields_v1(data: memoryview) -> Any:
     """metav1.FieldsV1 {1 raw}: the managed-fields set, already JSON."""
     raw = b""
-    for number, wire_type, value in iter_fields(data, "FieldsV1"):
-        if number == 1 and wire_type == BYTES:
-            assert isinstance(value, memoryview)
+    for number, _, value in iter_fields(data, "FieldsV1"):
+        if number == 1 and isinstance(value, memoryview):
             raw = bytes(value)
     if not raw:
         return None
@@ -159,7 +155,7 @@ def extra_value(data: memoryview) -> list[str] | None:
     items = [
         bytes(value).decode("utf-8", "replace")
         for number, wire_type, value in iter_fields(data, "ExtraValue")
-        if number == 1 and wire_type == BYTES and isinstance(value, memoryview)
+        if number == 1 and isinstance(value, memoryview)
     ]
     return items or None
 
