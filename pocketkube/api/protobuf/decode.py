@@ -60,12 +60,9 @@ def decode(body: bytes, *, api_version: str = "", kind: str = "") -> dict[str, A
     env_version = env_version or api_version
     env_kind = env_kind or kind
     if not env_kind:
-        raise _cannot_handle(
-            env_kind,
-            env_version,
-            into,
-            f"Object 'Kind' is missing in 'runtime.TypeMeta{{APIVersion:\"{env_version}\", Kind:\"\"}}'",
-        )
+        # kube reports this like an unreadable body: the decoded kind is empty.
+        type_meta = f'runtime.TypeMeta{{APIVersion:"{env_version}", Kind:""}}'
+        raise _unrecognized(into, f"Object 'Kind' is missing in '{type_meta}'", body)
     target = KINDS.get((env_version, env_kind))
     if target is None:
         log.info("no protobuf table for %s %s", env_version, env_kind)
