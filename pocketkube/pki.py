@@ -263,9 +263,7 @@ def _issue(
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def _leaf_fits(
-    cert_path: Path, key_path: Path, ca_cert: x509.Certificate, sans: list[str]
-) -> bool:
+def _leaf_fits(cert_path: Path, key_path: Path, ca_cert: x509.Certificate, sans: list[str]) -> bool:
     """Whether an existing leaf certificate can be kept as it is."""
     if not (cert_path.exists() and key_path.exists()):
         return False

@@ -34,7 +34,10 @@ class ApiClient:
             conn.request(
                 "GET",
                 path,
-                headers={"Accept": "application/json, */*", "User-Agent": f"pocketkube/{__version__}"},
+                headers={
+                    "Accept": "application/json, */*",
+                    "User-Agent": f"pocketkube/{__version__}",
+                },
             )
             response = conn.getresponse()
             return response.status, response.read()

@@ -1,8 +1,7 @@
 """The `pocketkube` command: argument parsing and dispatch to the command modules.
 
-    pocketkube server   run the control plane in the foreground
-    pocketkube start    run it in the background and point kubectl at it
-    pocketkube stop | status | delete | version
+`server` runs the control plane in the foreground (server.py); `start`, `stop` and `delete`
+manage it as a background process (lifecycle.py); `status` and `version` ask it (status.py).
 """
 
 from __future__ import annotations
@@ -112,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     instance = Instance(args.data_dir or default_data_dir())
-    out, err = Console(), Console(stderr=True)
+    # soft_wrap: never break paths and URLs across lines (output is often piped or parsed).
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     if args.command in ("server", "start"):
         given = {
             "port": args.port,

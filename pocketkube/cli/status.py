@@ -34,7 +34,9 @@ def status(instance: Instance, out: Console) -> int:
         return EXIT_NOT_RUNNING
     out.print(f"pocketkube:  [green]Running[/] (pid {pid})")
     out.print(f"API server:  {escape(url)}")
-    out.print(f"Kubeconfig:  context {escape(instance.name)} in {escape(str(user_kubeconfig_path()))}")
+    out.print(
+        f"Kubeconfig:  context {escape(instance.name)} in {escape(str(user_kubeconfig_path()))}"
+    )
     client = _client(instance, url)
     try:
         code, body = client.get("/readyz?verbose")
