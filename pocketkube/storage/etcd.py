@@ -314,6 +314,13 @@ async def _lines(resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
             line = bytes(buf[:nl])
             del buf[:nl + 1]
             if line.strip():
-                yield orjson.loads(line)
+                yield _decode(line)
     if buf.strip():
-        yield orjson.loads(buf)
+        yield _decode(bytes(buf))
+
+
+def _decode(line: bytes) -> dict[str, Any]:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise StorageError(f"etcd watch sent a malformed message: {line[:200]!r}") from exc

@@ -215,7 +215,10 @@ class SQLiteBackend(Backend):
             results = [(op.future, error, True) for op in batch]
             events = []
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._committed, results, events)
+        try:
+            self._loop.call_soon_threadsafe(self._committed, results, events)
+        except RuntimeError:  # the loop is gone (closed without close()): nobody is waiting
+            log.warning("event loop closed; %d committed writes not acknowledged", len(batch))
         return revision
 
     def _committed(self, results: list[tuple[asyncio.Future[Any], Any, bool]],

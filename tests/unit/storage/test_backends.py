@@ -272,3 +272,36 @@ async def test_compaction_forgets_history(backend: Backend, root: str) -> None:
         ("DELETE", gone, last - 1), ("PUT", key, last)]
     await backend.compact(created)  # older than the compaction: nothing to do
     assert await backend.compacted_revision() == updated
+
+
+async def test_watch_opened_during_writes_has_no_gap_or_duplicate(
+        backend: Backend, root: str) -> None:
+    # Writers keep going from before the watch opens until it has streamed well past its
+    # replay (which takes more than one read), so the switch to live events happens mid-flow.
+    start = await backend.current_revision()
+    revisions: list[int] = []
+    halfway, stop = asyncio.Event(), asyncio.Event()
+
+    async def writer(w: int) -> None:
+        i = 0
+        while not stop.is_set():
+            revisions.append(await backend.create(f"{root}/pods/w{w}-{i}", b"x"))
+            i += 1
+            if len(revisions) >= 1500:
+                halfway.set()
+
+    writers = asyncio.gather(*(writer(w) for w in range(20)))
+    await asyncio.wait_for(halfway.wait(), WAIT)
+    watch = backend.watch(f"{root}/pods/", start)
+    try:
+        events: list[Event] = []
+        while len(events) < 3000:
+            events.extend(await asyncio.wait_for(anext(watch), WAIT))
+        stop.set()
+        await asyncio.wait_for(writers, WAIT)
+        events.extend(await collect(watch, max(revisions)))
+    finally:
+        stop.set()
+        await watch.aclose()
+    assert [e.revision for e in events] == sorted(revisions)
+    assert len({e.kv.key for e in events}) == len(revisions)
