@@ -212,7 +212,9 @@ class WatchCache:
         backoff = 0.1
         while True:
             try:
-                async for batch in self.backend.watch("/registry/", self.revision):
+                # Watch every key (not just /registry/) so that writes elsewhere in a shared
+                # etcd still advance the revision this cache has caught up to.
+                async for batch in self.backend.watch("/", self.revision):
                     self._apply(batch)
                     backoff = 0.1
                 log.warning("store watch ended; re-watching from %d", self.revision)
