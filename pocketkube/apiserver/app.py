@@ -39,12 +39,13 @@ def ssl_context(paths: PkiPaths) -> ssl.SSLContext:
 
 def build_app(registry: Registry, tokens: TokenAuthority, health: Health,
               server_address: str) -> web.Application:
-    app = web.Application(middlewares=[dispatch.status_middleware],
+    app = web.Application(middlewares=[dispatch.status_middleware, dispatch.inflight_middleware],
                           client_max_size=8 * 1024 * 1024, handler_args={"max_field_size": 65536})
     app["registry"] = registry
     app["tokens"] = tokens
     app["health"] = health
     app["server_address"] = server_address
+    app["inflight"] = {"read": 0, "mutating": 0}
     app.router.add_route("*", "/{tail:.*}", dispatch.handle)
     return app
 
@@ -93,9 +94,10 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
     backend = create_backend(config.datastore, config.data_dir)
     registry = Registry(backend, config.service_cidr)
     await registry.start()
-    await registry.bootstrap()
+    advertise = _advertise(config.bind_address)
+    await registry.bootstrap(advertise, config.port)
     tokens = TokenAuthority(paths.sa_key, paths.sa_pub)
-    address = f"{_advertise(config.bind_address)}:{config.port}"
+    address = f"{advertise}:{config.port}"
     app = build_app(registry, tokens, _health(registry), address)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()

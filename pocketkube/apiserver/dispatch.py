@@ -77,6 +77,29 @@ async def status_middleware(request: web.Request, handler: Any) -> web.StreamRes
     return resp
 
 
+MAX_READ_INFLIGHT = 400  # kube-apiserver's --max-requests-inflight
+MAX_MUTATING_INFLIGHT = 200  # --max-mutating-requests-inflight
+
+
+@web.middleware
+async def inflight_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Shed load beyond kube's in-flight limits with 429 (watches are long-running and exempt,
+    as in kube)."""
+    if request.query.get("watch") in ("true", "1"):
+        return await handler(request)
+    mutating = request.method not in ("GET", "HEAD", "OPTIONS")
+    key, limit = ("mutating", MAX_MUTATING_INFLIGHT) if mutating else ("read",
+                                                                       MAX_READ_INFLIGHT)
+    counts = request.app["inflight"]
+    if counts[key] >= limit:
+        raise errors.too_many_requests("Too many requests, please try again later.")
+    counts[key] += 1
+    try:
+        return await handler(request)
+    finally:
+        counts[key] -= 1
+
+
 def authenticate(request: web.Request) -> auth.User | None:
     ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
     if ssl_obj is not None:

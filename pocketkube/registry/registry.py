@@ -73,8 +73,9 @@ class Registry:
                 f"new content in namespace {ns} because it is being terminated")
 
     # -- bootstrap ------------------------------------------------------------------------------
-    async def bootstrap(self) -> None:
-        """Objects every cluster has: the system namespaces and the `kubernetes` Service."""
+    async def bootstrap(self, address: str = "127.0.0.1", port: int = 6443) -> None:
+        """Objects every cluster has: the system namespaces, and the `kubernetes` Service with
+        its Endpoints and EndpointSlice pointing at this API server."""
         ctx = Context(field_manager="kube-apiserver")
         nss = self.store("", "namespaces")
         for ns in BOOTSTRAP_NAMESPACES:
@@ -87,9 +88,36 @@ class Registry:
             "spec": {"type": "ClusterIP", "sessionAffinity": "None",
                      "clusterIP": self.first_service_ip(),
                      "ports": [{"name": "https", "port": 443, "protocol": "TCP",
-                                "targetPort": 6443}]},
+                                "targetPort": port}]},
         }
         await self.ensure(self.store("", "services"), "default", svc, ctx)
+        labels = {"endpointslice.kubernetes.io/skip-mirror": "true"}
+        ep = {"apiVersion": "v1", "kind": "Endpoints",
+              "metadata": {"name": "kubernetes", "namespace": "default", "labels": labels},
+              "subsets": [{"addresses": [{"ip": address}],
+                           "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}
+        await self.upsert(self.store("", "endpoints"), "default", ep, ctx)
+        eps = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": "kubernetes", "namespace": "default",
+                            "labels": {"kubernetes.io/service-name": "kubernetes"}},
+               "addressType": "IPv4",
+               "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+               "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+        await self.upsert(self.store("discovery.k8s.io", "endpointslices"), "default", eps, ctx)
+
+    async def upsert(self, store: Store, ns: str | None, obj: dict[str, Any],
+                     ctx: Context) -> None:
+        """Create, or replace when it differs (this server's address may have changed)."""
+        name = obj["metadata"]["name"]
+        try:
+            cur = await store.get(ns, name)
+        except errors.StatusError:
+            await self.ensure(store, ns, obj, ctx)
+            return
+        new = {**cur, **{k: v for k, v in obj.items() if k != "metadata"}}
+        new["metadata"] = {**cur["metadata"], "labels": obj["metadata"].get("labels", {})}
+        if new != cur:
+            await store.update(ns, name, new, ctx)
 
     async def ensure(self, store: Store, ns: str | None, obj: dict[str, Any],
                      ctx: Context) -> None:
