@@ -38,7 +38,8 @@ from pocketkube.api.patch.managed import (
     encode,
     identity,
 )
-from pocketkube.api.patch.typed import compare, fields_of, merge, prune
+from pocketkube.api.patch.typed import compare, fields_of
+from pocketkube.api.patch.typed_merge import merge, prune
 
 log = logging.getLogger("pocketkube.api.patch")
 

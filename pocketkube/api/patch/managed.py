@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pocketkube.api.errors import StatusError
+from pocketkube.api.patch._common import copy_json
 from pocketkube.api.patch.fieldpath import (
     FieldSet,
     Path,
@@ -54,6 +55,8 @@ class Entry:
     subresource: str
     time: str | None
     fields: FieldSet
+    # The stored fieldsV1 this entry was decoded from, reused while `fields` is that same set.
+    raw: tuple[FieldSet, dict] | None = None
 
     @property
     def ident(self) -> Ident:
@@ -87,7 +90,10 @@ class Entry:
         if self.time is not None:
             out["time"] = self.time
         out["fieldsType"] = "FieldsV1"
-        out["fieldsV1"] = to_fields_v1(self.fields)
+        if self.raw is not None and self.raw[0] is self.fields:
+            out["fieldsV1"] = copy_json(self.raw[1])
+        else:
+            out["fieldsV1"] = to_fields_v1(self.fields)
         if self.subresource:
             out["subresource"] = self.subresource
         return out
@@ -130,6 +136,8 @@ def decode(entries: Any) -> Managed:
             time=raw.get("time"),
             fields=from_fields_v1(raw.get("fieldsV1") or {}),
         )
+        if isinstance(raw.get("fieldsV1"), dict):
+            entry.raw = (entry.fields, raw["fieldsV1"])
         managed[entry.ident] = entry
     return managed
 
