@@ -288,3 +288,17 @@ def test_fields_of_sets_and_atomic_values():
         '.spec.template.spec.containers[name="c"].args', ".spec.template.spec.nodeSelector",  # x-kubernetes-map-type: atomic
         ".spec.template.metadata.annotations.k",
     }
+
+
+def test_update_managers_are_capped_at_ten():
+    obj = track_update(None, config(), "creator", "Update", DEPLOY, "apps/v1", T0)
+    for i in range(12):
+        new = copy.deepcopy(obj)
+        new["metadata"]["labels"][f"l{i}"] = "x"
+        obj = track_update(obj, new, f"writer-{i:02d}", "Update", DEPLOY, "apps/v1",
+                           f"2024-05-01T11:{i:02d}:00Z")
+    managers = [e["manager"] for e in obj["metadata"]["managedFields"]]
+    assert len(managers) == 10
+    assert "ancient-changes" in managers and "creator" not in managers
+    ancient = owned(obj, "ancient-changes", "Update")
+    assert ".spec.replicas" in ancient and ".metadata.labels.l0" in ancient

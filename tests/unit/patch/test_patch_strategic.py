@@ -290,3 +290,14 @@ def test_result_does_not_alias_original():
     result = strategic_merge(original, {"spec": {"replicas": 3}}, DEPLOYMENT)
     result["spec"]["template"]["spec"]["containers"][0]["image"] = "changed"
     assert json.dumps(original) == json.dumps(deployment())
+
+
+def test_retain_keys_on_merge_list_items():
+    pod = {"spec": {"volumes": [{"name": "v", "emptyDir": {}}, {"name": "w", "emptyDir": {}}]}}
+    patch = {"spec": {"volumes": [
+        {"$retainKeys": ["configMap", "name"], "configMap": {"name": "cm"}, "name": "v"},
+    ]}}
+    result = strategic_merge(pod, patch, POD)
+    assert result["spec"]["volumes"] == [
+        {"name": "v", "configMap": {"name": "cm"}}, {"name": "w", "emptyDir": {}},
+    ]
