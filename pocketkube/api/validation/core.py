@@ -163,11 +163,11 @@ def _traffic_policies(spec: dict[str, Any], stype: str) -> list[Cause]:
     elif etp not in ("Cluster", "Local"):
         out.append(errs.not_supported("spec.externalTrafficPolicy", etp, ["Cluster", "Local"]))
     itp = s(spec, "internalTrafficPolicy")
-    if stype != "ExternalName":
-        if not itp:
+    if not itp:
+        if stype in ("ClusterIP", "NodePort", "LoadBalancer"):
             out.append(errs.required("spec.internalTrafficPolicy"))
-        elif itp not in ("Cluster", "Local"):
-            out.append(errs.not_supported("spec.internalTrafficPolicy", itp, ["Cluster", "Local"]))
+    elif itp not in ("Cluster", "Local"):
+        out.append(errs.not_supported("spec.internalTrafficPolicy", itp, ["Cluster", "Local"]))
     policy = s(spec, "ipFamilyPolicy")
     if policy and policy not in ("SingleStack", "PreferDualStack", "RequireDualStack"):
         out.append(errs.not_supported("spec.ipFamilyPolicy", policy,

@@ -60,8 +60,9 @@ _PERCENT = _full(PERCENT_FMT)
 def regex_error(msg: str, fmt: str, *examples: str) -> str:
     if not examples:
         return f"{msg} (regex used for validation is '{fmt}')"
-    ex = " or ".join(f"'{e}'" for e in examples)
-    return f"{msg} (e.g. {ex}, regex used for validation is '{fmt}')"
+    # Go appends "'x', " per example and " or " between them: "(e.g. 'a',  or 'b', regex ...)".
+    ex = " or ".join(f"'{e}', " for e in examples)
+    return f"{msg} (e.g. {ex}regex used for validation is '{fmt}')"
 
 
 def max_len_error(n_: int) -> str:
