@@ -15,7 +15,18 @@ from collections.abc import Callable
 from typing import Any
 
 from pocketkube.api import schema as S
-from pocketkube.api.validation import apps, batch, core, core_pod, errs, fields, meta, other
+from pocketkube.api.validation import (
+    apps,
+    batch,
+    core,
+    core_pod,
+    core_service,
+    errs,
+    fields,
+    meta,
+    other,
+    rbac,
+)
 from pocketkube.api.validation.errs import Cause
 
 log = logging.getLogger("pocketkube.api.validation")
@@ -24,7 +35,7 @@ Validator = Callable[[dict[str, Any], "dict[str, Any] | None"], list[Cause]]
 
 _VALIDATORS: dict[tuple[str, str], Validator] = {
     ("", "Pod"): core_pod.validate_pod,
-    ("", "Service"): core.validate_service,
+    ("", "Service"): core_service.validate_service,
     ("", "ConfigMap"): core.validate_config_map,
     ("", "Secret"): core.validate_secret,
     ("", "Namespace"): core.validate_namespace,
@@ -45,10 +56,10 @@ _VALIDATORS: dict[tuple[str, str], Validator] = {
     ("apps", "ControllerRevision"): apps.validate_controller_revision,
     ("batch", "Job"): batch.validate_job,
     ("batch", "CronJob"): batch.validate_cron_job,
-    ("rbac.authorization.k8s.io", "Role"): other.validate_role,
-    ("rbac.authorization.k8s.io", "ClusterRole"): other.validate_cluster_role,
-    ("rbac.authorization.k8s.io", "RoleBinding"): other.validate_role_binding,
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): other.validate_cluster_role_binding,
+    ("rbac.authorization.k8s.io", "Role"): rbac.validate_role,
+    ("rbac.authorization.k8s.io", "ClusterRole"): rbac.validate_cluster_role,
+    ("rbac.authorization.k8s.io", "RoleBinding"): rbac.validate_role_binding,
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): rbac.validate_cluster_role_binding,
     ("networking.k8s.io", "Ingress"): other.validate_ingress,
     ("networking.k8s.io", "IngressClass"): other.validate_ingress_class,
     ("networking.k8s.io", "NetworkPolicy"): other.validate_network_policy,

@@ -126,8 +126,11 @@ def _scheduling_only_change(new: dict[str, Any], old: dict[str, Any]) -> bool:
         return False
     mutable = ("nodeSelector", "affinity", "tolerations", "schedulingGates")
     new_t, old_t = m(new, "template"), m(old, "template")
-    strip = lambda t: {k: v for k, v in m(t, "spec").items() if k not in mutable}  # noqa: E731
-    return strip(new_t) == strip(old_t)
+
+    def rest(t: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in m(t, "spec").items() if k not in mutable}
+
+    return rest(new_t) == rest(old_t)
 
 
 def validate_cron_job(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
