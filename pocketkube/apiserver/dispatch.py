@@ -14,7 +14,7 @@ from aiohttp import web
 from pocketkube.api import errors
 from pocketkube.apiserver import auth, discovery, negotiate, openapi, requestinfo
 from pocketkube.apiserver.handlers import crud, patch, subresources, virtual, watch
-from pocketkube.apiserver.handlers.common import Scope, ensure_namespace
+from pocketkube.apiserver.handlers.common import Scope, ensure_namespace, warning_header
 from pocketkube.registry.strategy import Context
 
 log = logging.getLogger("pocketkube.apiserver")
@@ -60,6 +60,8 @@ async def status_middleware(request: web.Request, handler: Any) -> web.StreamRes
         resp = await handler(request)
     except errors.StatusError as e:
         resp = status_response(e)
+        for w in request.get("warnings") or ():
+            resp.headers.add("Warning", warning_header(w))
     except web.HTTPException as e:
         if e.status == 404:
             resp = status_response(errors.not_found_plain())
@@ -127,8 +129,10 @@ def make_context(request: web.Request, user: auth.User) -> Context:
     manager = q.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0]
     if len(manager) > 128:
         raise errors.bad_request("fieldManager may not be longer than 128 characters")
-    return Context(user=user.name, groups=user.groups, uid=user.uid, dry_run=bool(dry),
-                   field_manager=manager, field_validation=fv)
+    ctx = Context(user=user.name, groups=user.groups, uid=user.uid, dry_run=bool(dry),
+                  field_manager=manager, field_validation=fv)
+    request["warnings"] = ctx.warnings  # error responses carry them too
+    return ctx
 
 
 async def handle(request: web.Request) -> web.StreamResponse:

@@ -20,6 +20,14 @@ def kind_schema(resource: Resource) -> schema.Schema | None:
     return schema.for_kind(resource.group, resource.version, resource.kind)
 
 
+def check_types(resource: Resource, obj: Obj) -> None:
+    """400 when the body does not decode into the kind (a string where an int belongs…), with
+    the message kube's JSON decoder gives."""
+    problem = unknown.type_error(obj, kind_schema(resource))
+    if problem:
+        raise unknown.cannot_handle(resource.kind, resource.version, problem)
+
+
 def check_unknown(resource: Resource, obj: Obj, ctx: Context) -> None:
     """Strict: reject fields the schema does not declare; Warn: add a warning per field."""
     mode = ctx.field_validation
@@ -28,12 +36,12 @@ def check_unknown(resource: Resource, obj: Obj, ctx: Context) -> None:
     sch = kind_schema(resource)
     if sch is None:
         return
-    problems = unknown.unknown_fields(obj, sch)
+    problems = unknown.unknown_problems(unknown.unknown_fields(obj, sch))
     if not problems:
         return
     if mode == "Strict":
         raise unknown.strict_error(resource.kind, resource.version, problems)
-    ctx.warnings.extend(unknown.warnings(problems))
+    ctx.warnings.extend(problems)
 
 
 def track(resource: Resource, old: Obj | None, new: Obj, ctx: Context, operation: str,
@@ -44,5 +52,5 @@ def track(resource: Resource, old: Obj | None, new: Obj, ctx: Context, operation
         return
     updated = ssa.track_update(
         old, new, manager, operation=operation, schema=kind_schema(resource),
-        api_version=resource.api_version, now=ctx.now, subresource=subresource)
+        api_version=resource.api_version, now=ctx.now, subresource=subresource or "")
     new["metadata"] = updated.get("metadata", new.get("metadata", {}))

@@ -191,6 +191,8 @@ class Store:
             meta["namespace"] = ns
         else:
             meta.pop("namespace", None)
+        fields.check_types(self.resource, obj)
+        fields.check_unknown(self.resource, obj, ctx)
         st.prepare_for_create(obj, ctx)
         st.defaults(obj)
         causes = st.validate(obj, None)
@@ -198,7 +200,6 @@ class Store:
             raise self._invalid(obj, causes)
         if self.resource.namespaced:
             await self.registry.admit_namespace(self.resource, ns or "", meta.get("name", ""))
-        fields.check_unknown(self.resource, obj, ctx)
         await st.admit(obj, None, ctx)
         fields.track(self.resource, None, obj, ctx, "Update", None)
         data = encode(obj)
@@ -286,6 +287,8 @@ class Store:
         meta = new.setdefault("metadata", {})
         if self.resource.namespaced:
             meta["namespace"] = cur["metadata"].get("namespace")
+        fields.check_types(self.resource, new)
+        fields.check_unknown(self.resource, new, ctx)
         if subresource == "status":
             new = st.prepare_for_status_update(new, cur, ctx)
             causes = st.validate_status(new, cur)
@@ -295,7 +298,6 @@ class Store:
             causes = st.validate(new, cur)
         if causes:
             raise self._invalid(new, causes)
-        fields.check_unknown(self.resource, new, ctx)
         await st.admit(new, cur, ctx)
         fields.track(self.resource, cur, new, ctx, "Update", subresource or None)
         return new

@@ -115,8 +115,13 @@ def response(body: bytes, ctype: str, status: int = 200,
              warnings: list[str] | None = None) -> web.Response:
     resp = web.Response(body=body, status=status, content_type=ctype)
     for w in warnings or ():
-        resp.headers.add("Warning", f'299 - "{w}"')
+        resp.headers.add("Warning", warning_header(w))
     return resp
+
+
+def warning_header(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{escaped}"'
 
 
 def status_success(scope: Scope, obj: Obj, code: int = 200) -> Obj:

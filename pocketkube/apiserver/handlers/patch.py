@@ -91,7 +91,8 @@ async def patch(scope: Scope) -> Any:
             new = ssa.server_side_apply(
                 cur, doc, scope.ctx.field_manager, schema=fields.kind_schema(scope.resource),
                 force=force, api_version=scope.resource.api_version,
-                now=scope.ctx.now or _now(), subresource=sub or None)
+                now=scope.ctx.now or _now(), subresource=sub or "",
+                kind=scope.resource.kind)
             scope.ctx.applied = True
             if cur is None:
                 return new
