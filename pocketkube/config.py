@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_PORT = 6443
 SERVICE_CIDR = "10.96.0.0/12"
@@ -26,6 +27,9 @@ class ServerConfig:
     datastore: str = "sqlite"
     service_cidr: str = SERVICE_CIDR
     cluster_cidr: str = CLUSTER_CIDR
+    # In-process components to run beside the API server: name -> `async def run(ctx)`.
+    components: dict[str, Any] = field(default_factory=dict)
+    component_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def pki_dir(self) -> Path:

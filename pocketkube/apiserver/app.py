@@ -64,8 +64,8 @@ async def _compactor(registry: Registry) -> None:
             log.warning("compaction failed: %s", e)
 
 
-def _health(registry: Registry) -> Health:
-    health = Health()
+def _health(registry: Registry, health: Health | None) -> Health:
+    health = health or Health()
 
     async def store() -> tuple[bool, str]:
         await asyncio.wait_for(registry.backend.current_revision(), 2.0)
@@ -86,7 +86,8 @@ def _health(registry: Registry) -> Health:
     return health
 
 
-async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> None:
+async def serve(config: ServerConfig, ready: asyncio.Event | None = None,
+                health: Health | None = None) -> None:
     loop = asyncio.get_running_loop()
     hosts = default_hosts(config.bind_address)
     paths = await loop.run_in_executor(
@@ -98,7 +99,7 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
     await registry.bootstrap(advertise, config.port)
     tokens = TokenAuthority(paths.sa_key, paths.sa_pub)
     address = f"{advertise}:{config.port}"
-    app = build_app(registry, tokens, _health(registry), address)
+    app = build_app(registry, tokens, _health(registry, health), address)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.bind_address, config.port, ssl_context=ssl_context(paths),

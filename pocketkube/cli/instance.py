@@ -20,7 +20,7 @@ from typing import Any
 from pocketkube.config import DEFAULT_PORT, ServerConfig
 from pocketkube.kubeconfig import context_name, server_url
 
-DEFAULT_APP = "pocketkube.apiserver.app:serve"
+DEFAULT_APP = "pocketkube.cli.compose:control_plane"
 # Present in every data dir pocketkube created; `delete` refuses to remove a directory without it.
 MARKER = ".pocketkube"
 
