@@ -100,7 +100,8 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None,
     tokens = TokenAuthority(paths.sa_key, paths.sa_pub)
     address = f"{advertise}:{config.port}"
     app = build_app(registry, tokens, _health(registry, health), address)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Open watch streams would otherwise hold a graceful shutdown for a minute.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, config.bind_address, config.port, ssl_context=ssl_context(paths),
                        backlog=1024, reuse_address=True)

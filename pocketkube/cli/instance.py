@@ -60,6 +60,9 @@ class Instance:
 
     def save_options(self, options: Options) -> None:
         doc = {**asdict(options), "context": self.name}
+        if doc.get("app") == DEFAULT_APP:
+            # Only an explicit --app is remembered, so upgrades pick up the new default.
+            del doc["app"]
         tmp = self.config_path.with_name(".config.json.tmp")
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
         os.replace(tmp, self.config_path)
