@@ -36,6 +36,8 @@ class Resource:
     subresources: tuple[Subresource, ...] = ()
     # Stored in the store (False for virtual resources such as reviews and componentstatuses).
     stored: bool = True
+    # Another served version whose objects this one reads and writes through conversion.
+    storage_version: str | None = None
 
     @property
     def singular(self) -> str:
@@ -159,10 +161,13 @@ RESOURCES: tuple[Resource, ...] = (
              namespaced=False, verbs=CREATE_ONLY, stored=False),
     Resource("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview",
              namespaced=False, verbs=CREATE_ONLY, stored=False),
-    # autoscaling/v2
+    # autoscaling: v2 is stored and preferred; v1 (what `kubectl autoscale` sends) converts.
     Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
              short_names=("hpa",), categories=ALL,
              subresources=(_status("HorizontalPodAutoscaler"),)),
+    Resource("autoscaling", "v1", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
+             short_names=("hpa",), categories=ALL,
+             subresources=(_status("HorizontalPodAutoscaler"),), storage_version="v2"),
     # batch/v1
     Resource("batch", "v1", "cronjobs", "CronJob", short_names=("cj",), categories=ALL,
              subresources=(_status("CronJob"),)),

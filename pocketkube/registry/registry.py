@@ -9,6 +9,7 @@ from typing import Any
 
 from pocketkube.api import errors
 from pocketkube.api.resources import TABLE, Resource, ResourceTable
+from pocketkube.registry.converting import ConvertingStore
 from pocketkube.registry.store import Store, decode
 from pocketkube.registry.strategy import Context, Strategy
 from pocketkube.storage.cacher import WatchCache
@@ -35,15 +36,22 @@ class Registry:
         self.service_cidr = service_cidr
         self.cache = WatchCache(backend, decode)
         self.stores: dict[tuple[str, str], Store] = {}
+        self._converting: dict[tuple[str, str, str], ConvertingStore] = {}
         for r in table.resources:
-            if r.stored:
+            if r.stored and not r.storage_version:
                 self.stores[(r.group, r.plural)] = Store(r, _strategy_class(r)(r, self), self)
 
     def store(self, group: str, plural: str) -> Store:
         return self.stores[(group, plural)]
 
-    def store_for(self, r: Resource) -> Store | None:
-        return self.stores.get((r.group, r.plural))
+    def store_for(self, r: Resource) -> Store | ConvertingStore | None:
+        store = self.stores.get((r.group, r.plural))
+        if store is None or store.resource.version == r.version:
+            return store
+        key = (r.group, r.version, r.plural)
+        if key not in self._converting:
+            self._converting[key] = ConvertingStore(r, store)
+        return self._converting[key]
 
     async def start(self) -> None:
         await self.backend.start()

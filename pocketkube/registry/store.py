@@ -88,6 +88,10 @@ class Store:
         self.backend = registry.backend
         self.cache: ResourceCache = registry.cache.register(resource.key_prefix)
 
+    def convert_out(self, obj: Obj) -> Obj:
+        """The object as this store's version serves it (stored objects are already)."""
+        return obj
+
     # -- errors -------------------------------------------------------------------------------
     def not_found(self, name: str) -> errors.StatusError:
         return errors.not_found(self.resource.plural, name, self.resource.group)

@@ -43,25 +43,25 @@ class Encoder:
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
+        self.convert = scope.store.convert_out
+        self.version = scope.resource.version
         self.form = scope.out.form
         self.include = scope.query.get("includeObject", "Metadata")
         self.first = True
 
     def encode(self, type_: str, obj: dict[str, Any], ev: CacheEvent | None) -> bytes:
+        if ev is not None and ev.obj is obj:
+            data = ev.encoded.get((self.form, type_, self.include, self.version))
+            if data is not None and not (self.form == "table" and self.first):
+                return data
+        obj_out = self.convert(obj)
         if self.form == "table":
             headers, self.first = self.first, False
             if headers or ev is None:
-                return _event_bytes(type_, orjson.dumps(self._table(obj, headers)))
-            key = ("table", type_, self.include)
-        elif self.form == "partial":
-            key = ("partial", type_, "")
-        else:
-            key = ("json", type_, "")
-        if ev is None or ev.obj is not obj:
-            return _event_bytes(type_, orjson.dumps(self._object(obj)))
-        data = ev.encoded.get(key)
-        if data is None:
-            data = ev.encoded[key] = _event_bytes(type_, orjson.dumps(self._object(obj)))
+                return _event_bytes(type_, orjson.dumps(self._table(obj_out, headers)))
+        data = _event_bytes(type_, orjson.dumps(self._object(obj_out)))
+        if ev is not None and ev.obj is obj:
+            ev.encoded[(self.form, type_, self.include, self.version)] = data
         return data
 
     def _table(self, obj: dict[str, Any], headers: bool) -> dict[str, Any]:
