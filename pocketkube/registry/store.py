@@ -249,10 +249,10 @@ class Store:
             meta = new.get("metadata", {})
             if _deleted_by_update(new) and not self.strategy.holds_deletion(new):
                 return await self._delete_now(key, kv, cur, ctx), False
+            if _unchanged(new, cur):
+                return cur, False  # no-op: kube skips the write and keeps the resourceVersion
             data = encode(new)
             self._check_size(data)
-            if data == encode(cur):
-                return cur, False  # no-op: kube skips the write and keeps the resourceVersion
             if ctx.dry_run:
                 return new, False
             try:
@@ -401,6 +401,25 @@ def _deleted_by_update(obj: Obj) -> bool:
     meta = obj.get("metadata") or {}
     return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers") and not (
         meta.get("deletionGracePeriodSeconds") or 0)
+
+
+def _managed(meta: Obj) -> list[Obj]:
+    return [{k: v for k, v in e.items() if k != "time"} for e in meta.get("managedFields") or []
+            if isinstance(e, dict)]
+
+
+def _unchanged(new: Obj, cur: Obj) -> bool:
+    """Equal as documents (key order aside), ignoring resourceVersion and managedFields
+    timestamps: kube skips such writes."""
+    if {k: v for k, v in new.items() if k != "metadata"} != \
+            {k: v for k, v in cur.items() if k != "metadata"}:
+        return False
+    nm, cm = new.get("metadata") or {}, cur.get("metadata") or {}
+    skip = ("resourceVersion", "managedFields")
+    if {k: v for k, v in nm.items() if k not in skip} != \
+            {k: v for k, v in cm.items() if k not in skip}:
+        return False
+    return _managed(nm) == _managed(cm)
 
 
 def _parse_rv(rv: str) -> int:
