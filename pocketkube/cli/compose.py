@@ -21,7 +21,9 @@ log = logging.getLogger("pocketkube.server")
 
 def enabled_components(config: ServerConfig) -> dict[str, Component]:
     """The components this configuration runs, by component-status name."""
-    return dict(config.components)
+    from pocketkube.controllers import manager
+
+    return {"controller-manager": manager.run, **config.components}
 
 
 async def control_plane(config: ServerConfig, ready: asyncio.Event | None = None) -> None:

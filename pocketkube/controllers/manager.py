@@ -1,0 +1,40 @@
+"""The controller manager component: shared informers and every controller, in one task group
+(`pocketkube server` runs it in-process as "controller-manager")."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pocketkube.components import ComponentContext
+from pocketkube.controllers.base import Controller, InformerFactory
+from pocketkube.controllers.namespace import NamespaceController
+from pocketkube.controllers.serviceaccounts import ServiceAccountsController
+
+log = logging.getLogger("pocketkube.controllers")
+
+
+def build(ctx: ComponentContext, informers: InformerFactory) -> list[Controller]:
+    return [
+        NamespaceController(ctx.client, informers),
+        ServiceAccountsController(ctx.client, informers, ctx.config.pki_dir / "ca.crt"),
+    ]
+
+
+async def run(ctx: ComponentContext) -> None:
+    informers = InformerFactory(ctx.client)
+    controllers = build(ctx, informers)
+    informers.start()
+    try:
+        await informers.wait_synced()
+        log.info("controller manager started %d controllers", len(controllers))
+
+        async def health() -> tuple[bool, str]:
+            return True, "ok"
+
+        ctx.health = health
+        await asyncio.gather(*(c.run() for c in controllers))
+    finally:
+        for c in controllers:
+            await c.queue.shutdown()
+        await informers.stop()
