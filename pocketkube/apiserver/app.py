@@ -64,6 +64,39 @@ async def _compactor(registry: Registry) -> None:
             log.warning("compaction failed: %s", e)
 
 
+EVENT_TTL = 3600.0  # kube-apiserver's --event-ttl default
+EVENT_SWEEP_INTERVAL = 60.0
+
+
+async def _expire_events(registry: Registry, ttl: float = EVENT_TTL) -> None:
+    """Delete events older than the TTL, as kube does through etcd leases on event keys."""
+    from datetime import UTC, datetime
+
+    from pocketkube.registry.strategy import Context
+
+    stores = [registry.store("", "events"), registry.store("events.k8s.io", "events")]
+    while True:
+        await asyncio.sleep(EVENT_SWEEP_INTERVAL)
+        now = datetime.now(UTC)
+        for store in stores:
+            for key, obj in list(store.cache.items.items()):
+                meta = obj.get("metadata") or {}
+                stamp = obj.get("lastTimestamp") or obj.get("eventTime") or \
+                    meta.get("creationTimestamp")
+                try:
+                    when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+                except ValueError:
+                    continue
+                if when.tzinfo is None:
+                    when = when.replace(tzinfo=UTC)
+                if (now - when).total_seconds() < ttl:
+                    continue
+                try:
+                    await store.delete(meta.get("namespace"), meta["name"], {}, Context())
+                except Exception as e:  # gone already, or the store is busy: next sweep
+                    log.debug("event %s not expired: %s", key, e)
+
+
 def _health(registry: Registry, health: Health | None) -> Health:
     health = health or Health()
 
@@ -107,6 +140,7 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None,
                        backlog=1024, reuse_address=True)
     await site.start()
     compactor = asyncio.create_task(_compactor(registry), name="compactor")
+    expirer = asyncio.create_task(_expire_events(registry), name="event-ttl")
     log.info("serving the Kubernetes API on https://%s:%d (datastore %s)",
              config.bind_address, config.port, config.datastore)
     if ready is not None:
@@ -115,6 +149,7 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None,
         await asyncio.Event().wait()
     finally:
         compactor.cancel()
+        expirer.cancel()
         await runner.cleanup()
         await registry.close()
         log.info("API server stopped")
