@@ -8,13 +8,13 @@ etcd; pytest orders the session so each server is started only once.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.support.cluster import Cluster
 
@@ -60,17 +60,18 @@ class Kubectl:
         return self("create", "-f", "-", *args, input=to_yaml(manifest), check=check)
 
     def json(self, *args: str) -> dict:
-        import json
-
-        return json.loads(self("get", *args, "-o", "json").stdout)
+        """`kubectl get ARGS -o json --show-managed-fields`, decoded."""
+        return json.loads(self("get", *args, "-o", "json", "--show-managed-fields").stdout)
 
 
 def to_yaml(manifest: object) -> str:
+    """Manifest text for kubectl. Dicts become JSON (valid YAML without YAML 1.1 surprises such
+    as an unquoted `Y` read as a boolean); a list becomes a multi-document stream."""
     if isinstance(manifest, str):
         return manifest
     if isinstance(manifest, list):
-        return yaml.safe_dump_all(manifest, sort_keys=False)
-    return yaml.safe_dump(manifest, sort_keys=False)
+        return "".join(json.dumps(m) + "\n" for m in manifest)
+    return json.dumps(manifest) + "\n"
 
 
 def unique_name(prefix: str) -> str:

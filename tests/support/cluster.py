@@ -221,7 +221,7 @@ class Cluster:
             raise AssertionError(
                 f"kubectl {' '.join(args)} exited {proc.returncode}\n"
                 f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}\n"
-                f"server log (tail):\n{self.log_tail(20)}")
+                f"server log (tail):\n{self.log_tail(8)}")
         return proc
 
     def kubectl_popen(self, *args: str) -> subprocess.Popen[str]:
