@@ -10,12 +10,32 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from importlib import resources as importlib_resources
-from typing import Any
+from typing import Any, TypeVar
 
 SCHEMA_VERSION = "v1.32.0-local"
 
 Schema = dict[str, Any]
+T = TypeVar("T")
+
+
+def _memo(fn: Callable[[Schema | None], T]) -> Callable[[Schema | None], T]:
+    """Memoize a one-schema helper by the schema's identity. These run for every node of every
+    object on every write; schema dicts never change, and the cache keeps a reference to each
+    schema it has seen so an id is never reused for another dict."""
+    cache: dict[int, tuple[Schema | None, T]] = {}
+
+    @functools.wraps(fn)
+    def wrapper(schema: Schema | None) -> T:
+        hit = cache.get(id(schema))
+        if hit is not None and hit[0] is schema:
+            return hit[1]
+        out = fn(schema)
+        cache[id(schema)] = (schema, out)
+        return out
+
+    return wrapper
 
 
 @functools.cache
@@ -48,6 +68,7 @@ def for_kind(group: str, version: str, kind: str) -> Schema | None:
     return definitions()[name] if name else None
 
 
+@_memo
 def resolve(schema: Schema | None) -> Schema | None:
     """Follow `$ref` (and a single-entry `allOf`) to the concrete schema."""
     seen = 0
@@ -62,6 +83,7 @@ def resolve(schema: Schema | None) -> Schema | None:
     return schema
 
 
+@_memo
 def ref_name(schema: Schema | None) -> str | None:
     """The definition name a field schema points at, if any."""
     if not schema:
@@ -73,6 +95,7 @@ def ref_name(schema: Schema | None) -> str | None:
     return None
 
 
+@_memo
 def types(schema: Schema | None) -> set[str]:
     s = resolve(schema) or {}
     t = s.get("type")
@@ -83,6 +106,7 @@ def types(schema: Schema | None) -> set[str]:
     return {t} if isinstance(t, str) else set(t) - {"null"}
 
 
+@_memo
 def properties(schema: Schema | None) -> dict[str, Schema]:
     return (resolve(schema) or {}).get("properties", {})
 
@@ -92,16 +116,19 @@ def field(schema: Schema | None, name: str) -> Schema | None:
     return properties(schema).get(name)
 
 
+@_memo
 def items(schema: Schema | None) -> Schema | None:
     return (resolve(schema) or {}).get("items")
 
 
+@_memo
 def additional(schema: Schema | None) -> Schema | None:
     """The value schema of a map (`additionalProperties`)."""
     ap = (resolve(schema) or {}).get("additionalProperties")
     return ap if isinstance(ap, dict) else None
 
 
+@_memo
 def is_free_form(schema: Schema | None) -> bool:
     """True where any content is accepted (RawExtension, JSON, preserve-unknown-fields)."""
     s = resolve(schema)

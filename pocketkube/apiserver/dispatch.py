@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -102,10 +103,24 @@ async def inflight_middleware(request: web.Request, handler: Any) -> web.StreamR
         counts[key] -= 1
 
 
+# The client certificate of a TLS connection never changes: read it once per connection.
+_cert_users: weakref.WeakKeyDictionary[Any, auth.User | None] = weakref.WeakKeyDictionary()
+
+
+def _cert_user(transport: Any) -> auth.User | None:
+    try:
+        return _cert_users[transport]
+    except KeyError:
+        pass
+    ssl_obj = transport.get_extra_info("ssl_object")
+    user = auth.user_from_cert(ssl_obj.getpeercert()) if ssl_obj is not None else None
+    _cert_users[transport] = user
+    return user
+
+
 def authenticate(request: web.Request) -> auth.User | None:
-    ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
-    if ssl_obj is not None:
-        user = auth.user_from_cert(ssl_obj.getpeercert())
+    if request.transport is not None:
+        user = _cert_user(request.transport)
         if user is not None:
             return user
     header = request.headers.get("Authorization", "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -40,8 +41,17 @@ UPDATE_RETRIES = 16
 TryUpdate = Callable[[Obj | None], Awaitable[Obj | None]]
 
 
+_stamp: tuple[int, str] = (0, "")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time at second precision, as object timestamps carry it (formatted once a
+    second: every write asks for it)."""
+    global _stamp
+    now = int(time.time())
+    if _stamp[0] != now:
+        _stamp = (now, datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _stamp[1]
 
 
 def encode(obj: Obj) -> bytes:
@@ -223,7 +233,8 @@ class Store:
         except errors.StatusError:
             await st.release(obj)
             raise
-        meta["resourceVersion"] = str(rev)
+        # `fields.track` may have replaced the metadata dict: write into the current one.
+        obj["metadata"]["resourceVersion"] = str(rev)
         return obj
 
     async def guaranteed_update(self, ns: str | None, name: str, try_update: TryUpdate,
@@ -246,7 +257,6 @@ class Store:
             new = await try_update(cur)
             if new is None:
                 return cur, False
-            meta = new.get("metadata", {})
             if _deleted_by_update(new) and not self.strategy.holds_deletion(new):
                 return await self._delete_now(key, kv, cur, ctx), False
             if _unchanged(new, cur):
@@ -261,7 +271,7 @@ class Store:
                 continue
             except KeyNotFoundError:
                 raise self.not_found(name) from None
-            meta["resourceVersion"] = str(rev)
+            new["metadata"]["resourceVersion"] = str(rev)
             return new, False
         raise self.conflict(name, "the object is being changed too often; try again")
 

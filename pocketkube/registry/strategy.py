@@ -99,7 +99,8 @@ class Strategy:
 
     def validate(self, obj: Obj, old: Obj | None) -> list[dict[str, str]]:
         r = self.resource
-        return validation.validate(r.group, r.version, r.kind, obj, old)
+        # The store has already type-checked the object (registry.fields.check_types).
+        return validation.validate(r.group, r.version, r.kind, obj, old, types_checked=True)
 
     async def started(self) -> None:
         """Called once the registry's cache is loaded (rebuild allocations and the like)."""

@@ -74,16 +74,19 @@ _VALIDATORS: dict[tuple[str, str], Validator] = {
 
 
 def validate(group: str, version: str, kind: str, obj: Any,
-             old: dict[str, Any] | None = None) -> list[Cause]:
-    """Causes of the 422 Invalid for `obj` (a create when `old` is None, else an update)."""
+             old: dict[str, Any] | None = None, types_checked: bool = False) -> list[Cause]:
+    """Causes of the 422 Invalid for `obj` (a create when `old` is None, else an update).
+    `types_checked`: the caller already ran `fields.type_error` on `obj` and `old` is a stored
+    object, so neither is walked again."""
     if not isinstance(obj, dict):
         return [errs.field_error(errs.TYPE_INVALID, "", "Invalid value: the object must be a JSON object")]
-    schema = S.for_kind(group, version, kind)
-    problem = fields.type_error(obj, schema)
-    if problem:
-        return [errs.field_error(errs.TYPE_INVALID, "", problem)]
-    if old is not None and (not isinstance(old, dict) or fields.type_error(old, schema)):
-        old = None
+    if not types_checked:
+        schema = S.for_kind(group, version, kind)
+        problem = fields.type_error(obj, schema)
+        if problem:
+            return [errs.field_error(errs.TYPE_INVALID, "", problem)]
+        if old is not None and (not isinstance(old, dict) or fields.type_error(old, schema)):
+            old = None
     validator = _VALIDATORS.get((group, kind))
     try:
         if validator is None:

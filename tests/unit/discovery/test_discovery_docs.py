@@ -38,7 +38,8 @@ def test_api_group_list_order_and_preferred_version():
     assert sorted(names) == sorted({g for g, _ in TABLE.group_versions() if g})
     assert "metrics.k8s.io" not in names
     autoscaling = next(g for g in doc["groups"] if g["name"] == "autoscaling")
-    assert autoscaling["versions"] == [{"groupVersion": "autoscaling/v2", "version": "v2"}]
+    assert autoscaling["versions"] == [{"groupVersion": "autoscaling/v2", "version": "v2"},
+                                       {"groupVersion": "autoscaling/v1", "version": "v1"}]
     assert autoscaling["preferredVersion"] == {"groupVersion": "autoscaling/v2", "version": "v2"}
 
 
