@@ -55,13 +55,16 @@ class CacheEvent:
 
 
 class CacheWatcher:
-    """A subscription: yields (type, obj, event) after filtering."""
+    """A subscription: yields (type, obj, event) after filtering.
+
+    A deque plus one waiter future rather than an asyncio.Queue: with a thousand watchers a
+    change wakes a thousand tasks, and each wake-up must stay cheap."""
 
     def __init__(self, cache: ResourceCache, match: Match | None) -> None:
         self.cache = cache
         self.match = match
-        self.queue: asyncio.Queue[tuple[str, Obj, CacheEvent] | None] = asyncio.Queue(
-            WATCHER_QUEUE)
+        self.buffer: deque[tuple[str, Obj, CacheEvent]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self.closed = False
 
     def deliver(self, ev: CacheEvent) -> None:
@@ -86,26 +89,56 @@ class CacheWatcher:
             item = (ev.type, ev.obj, ev)
         else:
             return
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if len(self.buffer) >= WATCHER_QUEUE:
             log.warning("closing a watcher of %s that fell %d events behind",
                         self.cache.prefix, WATCHER_QUEUE)
             self.close()
+            return
+        self.buffer.append(item)
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
         self.cache.watchers.discard(self)
-        # Make room for the end marker even when full.
-        while self.queue.full():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self._wake()
+
+    async def next_batch(self, timeout: float) -> list[tuple[str, Obj, CacheEvent]] | None:
+        """Everything delivered so far (waiting up to `timeout` for something); None once the
+        watcher is closed and drained. Raises TimeoutError."""
+        if not self.buffer:
+            if self.closed:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._waiter
+            finally:
+                self._waiter = None
+            if not self.buffer:
+                return None if self.closed else []
+        items = list(self.buffer)
+        self.buffer.clear()
+        return items
 
     async def get(self, timeout: float | None = None) -> tuple[str, Obj, CacheEvent] | None:
         """The next event; None when the watcher is closed. Raises TimeoutError."""
-        return await asyncio.wait_for(self.queue.get(), timeout)
+        if not self.buffer and not self.closed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._waiter
+            finally:
+                self._waiter = None
+        if self.buffer:
+            return self.buffer.popleft()
+        return None
 
 
 class ResourceCache:

@@ -31,7 +31,7 @@ log = logging.getLogger("pocketkube.apiserver.watch")
 
 BOOKMARK_INTERVAL = 30.0
 MIN_REQUEST_TIMEOUT = 1800
-MAX_BATCH = 500
+MAX_BATCH = 500  # initial ADDED events per write
 
 
 def _event_bytes(type_: str, obj_bytes: bytes) -> bytes:
@@ -161,19 +161,13 @@ async def _stream(scope: Scope, resp: web.StreamResponse, watcher: Any, enc: Enc
         if remaining <= 0:
             return
         try:
-            item = await watcher.get(min(remaining, BOOKMARK_INTERVAL))
+            items = await watcher.next_batch(min(remaining, BOOKMARK_INTERVAL))
         except TimeoutError:
             if bookmarks and time.monotonic() < deadline:
                 await resp.write(_bookmark(scope, scope.registry.cache.revision))
             continue
-        if item is None:
+        if items is None:
             return
-        parts = [enc.encode(*item)]
-        # Coalesce what is already queued into one write.
-        while len(parts) < MAX_BATCH and not watcher.queue.empty():
-            nxt = watcher.queue.get_nowait()
-            if nxt is None:
-                await resp.write(b"".join(parts))
-                return
-            parts.append(enc.encode(*nxt))
-        await resp.write(b"".join(parts))
+        if items:
+            # Everything queued since the last write goes out in one write.
+            await resp.write(b"".join(enc.encode(*item) for item in items))
