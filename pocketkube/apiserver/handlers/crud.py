@@ -108,6 +108,12 @@ async def delete_options(scope: Scope) -> Obj:
         opts["propagationPolicy"] = q["propagationPolicy"]
     if "orphanDependents" in q:
         opts["orphanDependents"] = q["orphanDependents"] == "true"
+    dry = opts.get("dryRun")
+    if dry:
+        # kubectl sends dryRun in the DeleteOptions body, not the query.
+        if not isinstance(dry, list) or any(d != "All" for d in dry):
+            raise errors.bad_request(f'Invalid dryRun value "{dry}"; valid values are "All"')
+        scope.ctx.dry_run = True
     grace = opts.get("gracePeriodSeconds")
     if grace is not None and (not isinstance(grace, int) or grace < 0):
         if isinstance(grace, int):
