@@ -9,8 +9,9 @@ from typing import Any
 
 from pocketkube.api import errors
 from pocketkube.api.resources import TABLE, Resource, ResourceTable
+from pocketkube.registry.codec import decode
 from pocketkube.registry.converting import ConvertingStore
-from pocketkube.registry.store import Store, decode
+from pocketkube.registry.store import Store
 from pocketkube.registry.strategy import Context, Strategy
 from pocketkube.storage.cacher import WatchCache
 from pocketkube.storage.interface import Backend

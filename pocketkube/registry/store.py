@@ -8,19 +8,15 @@ stores nothing: every check runs before the single compare-and-swap that commits
 
 from __future__ import annotations
 
-import base64
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
-
-import orjson
 
 from pocketkube.api import errors
 from pocketkube.api.resources import Resource
 from pocketkube.api.selectors import FieldSelector, LabelSelector
-from pocketkube.registry import fields
+from pocketkube.registry import codec, deletion, fields, listing
+from pocketkube.registry.codec import decode, encode, now_rfc3339
 from pocketkube.registry.strategy import Context, Obj, Strategy
 from pocketkube.storage.cacher import ResourceCache
 from pocketkube.storage.interface import (
@@ -28,7 +24,6 @@ from pocketkube.storage.interface import (
     ConflictError,
     KeyExistsError,
     KeyNotFoundError,
-    KeyValue,
 )
 
 if TYPE_CHECKING:
@@ -39,55 +34,6 @@ log = logging.getLogger("pocketkube.apiserver.store")
 MAX_OBJECT_BYTES = 1536 * 1024  # etcd's default request limit, 1.5 MiB
 UPDATE_RETRIES = 16
 TryUpdate = Callable[[Obj | None], Awaitable[Obj | None]]
-
-
-_stamp: tuple[int, str] = (0, "")
-
-
-def now_rfc3339() -> str:
-    """The current time at second precision, as object timestamps carry it (formatted once a
-    second: every write asks for it)."""
-    global _stamp
-    now = int(time.time())
-    if _stamp[0] != now:
-        _stamp = (now, datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    return _stamp[1]
-
-
-def encode(obj: Obj) -> bytes:
-    meta = obj.get("metadata") or {}
-    if "resourceVersion" in meta:
-        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
-    return orjson.dumps(obj)
-
-
-def decode(kv: KeyValue) -> Obj:
-    obj = orjson.loads(kv.value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
-    return obj
-
-
-def _continue_token(rv: int, last_key: str) -> str:
-    raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": last_key + "\x00"})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _parse_continue(token: str) -> tuple[int, str]:
-    try:
-        pad = "=" * (-len(token) % 4)
-        data = orjson.loads(base64.urlsafe_b64decode(token + pad))
-        return int(data["rv"]), str(data["start"])
-    except Exception:
-        raise errors.bad_request("continue key is not valid: illegal base64 data") from None
-
-
-EXPIRED_CONTINUE = (
-    "The provided continue parameter is too old to display a consistent list result. You can "
-    "start a new list without the continue parameter, or use the continue token in this response "
-    "to retrieve the remainder of the results. Continuing with the provided token results in an "
-    "inconsistent list - objects that were created, modified, or deleted between the time the "
-    "first chunk was returned and now may show up in the list."
-)
 
 
 class Store:
@@ -134,7 +80,7 @@ class Store:
                    rv: str = "", rv_match: str = "", limit: int = 0,
                    cont: str = "") -> tuple[list[Obj], str, str]:
         """(items, list resourceVersion, continue token)."""
-        match = _matcher(labels, fields_)
+        match = listing.matcher(labels, fields_)
         prefix = self.resource.prefix(ns)
         if cont or (limit and rv != "0" and rv_match != "NotOlderThan") or rv_match == "Exact":
             return await self._list_from_store(prefix, match, rv, rv_match, limit, cont)
@@ -142,7 +88,7 @@ class Store:
             if not await self.registry.cache.wait_fresh():
                 raise errors.timeout("Too large resource version: the watch cache is behind")
         elif rv != "0":
-            want = _parse_rv(rv)
+            want = listing.parse_rv(rv)
             if not await self.registry.cache.wait_for(want):
                 raise errors.StatusError(
                     504, "Timeout",
@@ -155,9 +101,9 @@ class Store:
                                rv_match: str, limit: int, cont: str) -> tuple[list[Obj], str, str]:
         revision, start = 0, None
         if cont:
-            revision, start = _parse_continue(cont)
+            revision, start = listing.parse_continue(cont)
         elif rv not in ("", "0"):
-            revision = _parse_rv(rv)
+            revision = listing.parse_rv(rv)
         out: list[Obj] = []
         last_key = ""
         more = True
@@ -177,9 +123,9 @@ class Store:
                     more = False
         except CompactedError as e:
             if cont:
-                raise errors.gone(EXPIRED_CONTINUE) from None
+                raise errors.gone(listing.EXPIRED_CONTINUE) from None
             raise errors.gone(f"too old resource version: {rv} ({e.compacted})") from None
-        token = _continue_token(revision, last_key) if more and limit else ""
+        token = listing.continue_token(revision, last_key) if more and limit else ""
         return out, str(revision), token
 
     # -- writes -------------------------------------------------------------------------------
@@ -257,9 +203,9 @@ class Store:
             new = await try_update(cur)
             if new is None:
                 return cur, False
-            if _deleted_by_update(new) and not self.strategy.holds_deletion(new):
-                return await self._delete_now(key, kv, cur, ctx), False
-            if _unchanged(new, cur):
+            if codec.deleted_by_update(new) and not self.strategy.holds_deletion(new):
+                return await deletion.delete_now(self, key, kv, cur, ctx), False
+            if codec.unchanged(new, cur):
                 return cur, False  # no-op: kube skips the write and keeps the resourceVersion
             data = encode(new)
             self._check_size(data)
@@ -319,140 +265,4 @@ class Store:
     async def delete(self, ns: str | None, name: str, options: Obj, ctx: Context
                      ) -> tuple[Obj, bool]:
         """(object, deleted now). Not deleted now means graceful deletion or finalizers hold it."""
-        key = self.key(ns, name)
-        ctx.now = ctx.now or now_rfc3339()
-        pre = options.get("preconditions") or {}
-        for _ in range(UPDATE_RETRIES):
-            kv = await self.backend.get(key)
-            if kv is None:
-                raise self.not_found(name)
-            cur = decode(kv)
-            meta = cur["metadata"]
-            if pre.get("uid") and pre["uid"] != meta.get("uid"):
-                raise self.conflict(name, f"Precondition failed: UID in precondition: "
-                                          f"{pre['uid']}, UID in object meta: {meta.get('uid')}")
-            if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
-                raise self.conflict(name, f"Precondition failed: ResourceVersion in precondition:"
-                                          f" {pre['resourceVersion']}, ResourceVersion in object "
-                                          f"meta: {meta['resourceVersion']}")
-            new = self._mark_deleting(cur, options, ctx)
-            if new is None:
-                return await self._delete_now(key, kv, cur, ctx), True
-            if new is cur or ctx.dry_run:
-                return new, False
-            try:
-                rev = await self.backend.update(key, encode(new), kv.mod_revision)
-            except ConflictError:
-                continue
-            new["metadata"]["resourceVersion"] = str(rev)
-            return new, False
-        raise self.conflict(name, "the object is being changed too often; try again")
-
-    def _mark_deleting(self, cur: Obj, options: Obj, ctx: Context) -> Obj | None:
-        """The object marked for graceful/finalized deletion, `cur` if nothing changes, or None
-        to delete it now."""
-        meta = cur["metadata"]
-        finalizers = list(meta.get("finalizers") or [])
-        policy = options.get("propagationPolicy")
-        if policy is None and options.get("orphanDependents") is not None:
-            policy = "Orphan" if options["orphanDependents"] else "Background"
-        policy = policy or self.strategy.default_propagation()
-        if policy not in ("Orphan", "Background", "Foreground"):
-            raise errors.invalid("DeleteOptions", "", [errors.field_error(
-                "FieldValueNotSupported", "propagationPolicy",
-                f'Unsupported value: "{policy}": supported values: "Foreground", '
-                f'"Background", "Orphan"')])
-        if not meta.get("deletionTimestamp"):
-            if policy == "Orphan" and "orphan" not in finalizers:
-                finalizers.append("orphan")
-            elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
-                finalizers.append("foregroundDeletion")
-        grace = self.strategy.grace_period(cur, options)
-        held = self.strategy.holds_deletion(cur)
-        if not finalizers and grace == 0 and not held:
-            return None
-        if meta.get("deletionTimestamp"):
-            # Already deleting: only a shorter grace period changes anything.
-            old_grace = meta.get("deletionGracePeriodSeconds") or 0
-            if (finalizers or held) and grace == 0 and old_grace == 0:
-                return cur
-            if grace >= old_grace:
-                return cur
-        new = self.strategy.copy(cur)
-        nm = new["metadata"]
-        ts = datetime.now(UTC) + timedelta(seconds=grace)
-        nm["deletionTimestamp"] = ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-        nm["deletionGracePeriodSeconds"] = grace
-        if finalizers:
-            nm["finalizers"] = finalizers
-        self.strategy.mark_deleting(new)
-        if "generation" in nm and not meta.get("deletionTimestamp"):
-            nm["generation"] = nm["generation"] + 1
-        return new
-
-    async def _delete_now(self, key: str, kv: KeyValue, cur: Obj, ctx: Context) -> Obj:
-        if ctx.dry_run:
-            return cur
-        try:
-            rev, _prev = await self.backend.delete(key, kv.mod_revision)
-        except KeyNotFoundError:
-            raise self.not_found(cur["metadata"].get("name", "")) from None
-        except ConflictError:
-            raise self.conflict(cur["metadata"].get("name", "")) from None
-        await self.strategy.release(cur)
-        out = dict(cur)
-        out["metadata"] = {**cur["metadata"], "resourceVersion": str(rev)}
-        return out
-
-
-def _deleted_by_update(obj: Obj) -> bool:
-    """An update that clears the last finalizer of an object being deleted (with no grace period
-    left) deletes it, as kube's store does."""
-    meta = obj.get("metadata") or {}
-    return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers") and not (
-        meta.get("deletionGracePeriodSeconds") or 0)
-
-
-def _managed(meta: Obj) -> list[Obj]:
-    return [{k: v for k, v in e.items() if k != "time"} for e in meta.get("managedFields") or []
-            if isinstance(e, dict)]
-
-
-def _unchanged(new: Obj, cur: Obj) -> bool:
-    """Equal as documents (key order aside), ignoring resourceVersion and managedFields
-    timestamps: kube skips such writes."""
-    if {k: v for k, v in new.items() if k != "metadata"} != \
-            {k: v for k, v in cur.items() if k != "metadata"}:
-        return False
-    nm, cm = new.get("metadata") or {}, cur.get("metadata") or {}
-    skip = ("resourceVersion", "managedFields")
-    if {k: v for k, v in nm.items() if k not in skip} != \
-            {k: v for k, v in cm.items() if k not in skip}:
-        return False
-    return _managed(nm) == _managed(cm)
-
-
-def _parse_rv(rv: str) -> int:
-    try:
-        n = int(rv)
-        if n < 0:
-            raise ValueError
-        return n
-    except ValueError:
-        raise errors.bad_request(f'invalid resource version "{rv}"') from None
-
-
-def _matcher(labels: LabelSelector, fields_: FieldSelector) -> Callable[[Obj], bool] | None:
-    if labels.empty() and fields_.empty():
-        return None
-    if fields_.empty():
-        return lambda o: labels.matches((o.get("metadata") or {}).get("labels"))
-    if labels.empty():
-        return fields_.matches
-    return lambda o: labels.matches((o.get("metadata") or {}).get("labels")) and \
-        fields_.matches(o)
-
-
-def matcher(labels: LabelSelector, fields_: FieldSelector) -> Callable[[Obj], bool] | None:
-    return _matcher(labels, fields_)
-
+        return await deletion.delete(self, ns, name, options, ctx)

@@ -119,6 +119,6 @@ async def patch(scope: Scope) -> Any:
 
 
 def _now() -> str:
-    from pocketkube.registry.store import now_rfc3339
+    from pocketkube.registry.codec import now_rfc3339
 
     return now_rfc3339()

@@ -12,7 +12,7 @@ from pocketkube.api.patch.strategic import strategic_merge
 from pocketkube.api.selectors import selector_from_label_selector  # noqa: F401  (docs)
 from pocketkube.apiserver.handlers.common import Scope, respond
 from pocketkube.apiserver.handlers.patch import parse_patch, patch_type
-from pocketkube.registry.store import now_rfc3339
+from pocketkube.registry.codec import now_rfc3339
 
 Obj = dict[str, Any]
 

@@ -24,7 +24,7 @@ from pocketkube.api import errors
 from pocketkube.apiserver import tables
 from pocketkube.apiserver.handlers.common import Scope
 from pocketkube.apiserver.handlers.crud import selectors
-from pocketkube.registry.store import matcher
+from pocketkube.registry.listing import matcher
 from pocketkube.storage.cacher import CacheEvent, TooOldError
 
 log = logging.getLogger("pocketkube.apiserver.watch")

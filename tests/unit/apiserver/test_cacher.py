@@ -3,7 +3,7 @@
 import orjson
 import pytest
 
-from pocketkube.registry.store import decode
+from pocketkube.registry.codec import decode
 from pocketkube.storage.cacher import TooOldError, WatchCache
 from pocketkube.storage.sqlite import SQLiteBackend
 
