@@ -29,19 +29,17 @@ def check_types(resource: Resource, obj: Obj) -> None:
 
 
 def check_unknown(resource: Resource, obj: Obj, ctx: Context) -> None:
-    """Strict: reject fields the schema does not declare; Warn: add a warning per field."""
-    mode = ctx.field_validation
-    if mode not in ("Strict", "Warn"):
-        return
+    """Strict: reject fields the schema does not declare; Warn: a warning per field. In every
+    mode undeclared fields are dropped, as kube's typed decoding drops them."""
     sch = kind_schema(resource)
     if sch is None:
         return
-    problems = unknown.unknown_problems(unknown.unknown_fields(obj, sch))
-    if not problems:
-        return
-    if mode == "Strict":
-        raise unknown.strict_error(resource.kind, resource.version, problems)
-    ctx.warnings.extend(problems)
+    if ctx.field_validation in ("Strict", "Warn"):
+        problems = unknown.unknown_problems(unknown.unknown_fields(obj, sch))
+        if problems and ctx.field_validation == "Strict":
+            raise unknown.strict_error(resource.kind, resource.version, problems)
+        ctx.warnings.extend(p for p in problems if p not in ctx.warnings)
+    unknown.prune_unknown(obj, sch)
 
 
 def track(resource: Resource, old: Obj | None, new: Obj, ctx: Context, operation: str,

@@ -188,9 +188,9 @@ def container(c: dict[str, Any], path: str, volumes: set[str], is_pod: bool) -> 
     else:
         out += meta.dns1123_label(name, f"{path}.name")
     image = s(c, "image")
-    if is_pod and not image:
+    if not image:  # required in pod templates too (validateContainerCommon)
         out.append(errs.required(f"{path}.image"))
-    elif image != image.strip():
+    elif is_pod and image != image.strip():
         out.append(errs.invalid(f"{path}.image", image, "must not have leading or trailing whitespace"))
     out += _ports(items(c, "ports"), f"{path}.ports")
     out += _env(items(c, "env"), f"{path}.env")

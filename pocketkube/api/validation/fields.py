@@ -59,6 +59,29 @@ def unknown_fields(obj: Any, schema: Schema | None) -> list[str]:
     return out
 
 
+def prune_unknown(obj: Any, schema: Schema | None) -> None:
+    """Drop, in place, every field the schema does not declare (outside free-form content):
+    kube decodes bodies into typed structs, so undeclared fields never reach the store."""
+    if isinstance(obj, list):
+        elem = S.items(schema)
+        for v in obj:
+            prune_unknown(v, elem)
+        return
+    if not isinstance(obj, dict):
+        return
+    props, extra = _object_schema(schema)
+    if props is None and extra is None:
+        return  # free-form
+    if props is not None:
+        for key in [k for k in obj if k not in props]:
+            del obj[key]
+        for key, v in obj.items():
+            prune_unknown(v, props[key])
+    else:
+        for v in obj.values():
+            prune_unknown(v, extra)
+
+
 def find_duplicate_fields(body: bytes) -> list[str]:
     """Paths of keys that appear more than once in the same JSON object, in document order."""
     try:
