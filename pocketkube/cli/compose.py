@@ -47,7 +47,8 @@ async def control_plane(config: ServerConfig, ready: asyncio.Event | None = None
     if ready is not None:
         ready.set()
     try:
-        await server
+        # Shielded: on shutdown the components stop first, while the API they use still answers.
+        await asyncio.shield(server)
     finally:
         for t in tasks:
             t.cancel()
@@ -58,6 +59,8 @@ async def control_plane(config: ServerConfig, ready: asyncio.Event | None = None
             await c.close()
         if not server.done():
             server.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await server
 
 
 async def _supervise(ctx: ComponentContext, component: Component, health: Health) -> None:
