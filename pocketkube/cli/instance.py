@@ -34,6 +34,8 @@ class Options:
     datastore: str = "sqlite"
     log_level: str = "info"
     app: str = DEFAULT_APP
+    # Simulated nodes run in-process beside the control plane (0: none).
+    simulated_nodes: int = 0
 
 
 class Instance:
@@ -71,12 +73,19 @@ class Instance:
         return self.config_path.exists()
 
     def server_config(self, options: Options) -> ServerConfig:
-        return ServerConfig(
+        config = ServerConfig(
             data_dir=self.data_dir,
             port=options.port,
             bind_address=options.bind_address,
             datastore=options.datastore,
         )
+        if options.simulated_nodes > 0:
+            from pocketkube.simulator.component import component_config
+
+            components, component_options = component_config(options.simulated_nodes)
+            config.components.update(components)
+            config.component_options.update(component_options)
+        return config
 
     def url(self, options: Options) -> str:
         return server_url(options.bind_address, options.port)

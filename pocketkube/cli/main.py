@@ -1,7 +1,8 @@
 """The `pocketkube` command: argument parsing and dispatch to the command modules.
 
 `server` runs the control plane in the foreground (server.py); `start`, `stop` and `delete`
-manage it as a background process (lifecycle.py); `status` and `version` ask it (status.py).
+manage it as a background process (lifecycle.py); `status` and `version` ask it (status.py);
+`simulate` runs simulated nodes against any cluster (pocketkube/simulator).
 """
 
 from __future__ import annotations
@@ -44,6 +45,19 @@ def port(value: str) -> int:
     return int(value)
 
 
+def count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a non-negative integer")
+    return int(value)
+
+
+def positive(value: str) -> int:
+    n = count(value)
+    if n == 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pocketkube",
@@ -64,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--datastore", type=datastore, help="sqlite (default) or etcd://host:port[,host:port]"
     )
     serving.add_argument("--log-level", choices=LOG_LEVELS, help="server log level (default info)")
+    serving.add_argument(
+        "--simulated-nodes",
+        type=count,
+        metavar="N",
+        help="also run N simulated nodes in-process (default 0, remembered)",
+    )
     # The control plane entry point (module:function or file.py:function), for testing.
     serving.add_argument("--app", help=argparse.SUPPRESS)
 
@@ -84,6 +104,26 @@ def build_parser() -> argparse.ArgumentParser:
         )
     sub.add_parser("status", parents=[data], help="show whether the cluster runs and its health")
     sub.add_parser("version", parents=[data], help="print the client and server versions")
+    simulate = sub.add_parser(
+        "simulate", help="run simulated nodes against a cluster until interrupted"
+    )
+    simulate.add_argument(
+        "--nodes", type=positive, required=True, metavar="N", help="number of nodes"
+    )
+    simulate.add_argument("--cpu", default="4", help="CPU capacity of each node (default 4)")
+    simulate.add_argument(
+        "--memory", default="16Gi", help="memory capacity of each node (default 16Gi)"
+    )
+    simulate.add_argument(
+        "--pods", type=positive, default=110, help="pod capacity of each node (default 110)"
+    )
+    simulate.add_argument(
+        "--name-prefix", default="sim-", help="node names are PREFIX0, PREFIX1, … (default sim-)"
+    )
+    simulate.add_argument(
+        "--kubeconfig", type=Path, help="cluster to join (default $KUBECONFIG or ~/.kube/config)"
+    )
+    simulate.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     return parser
 
 
@@ -110,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "simulate":
+        return _simulate(args)
     instance = Instance(args.data_dir or default_data_dir())
     # soft_wrap: never break paths and URLs across lines (output is often piped or parsed).
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
@@ -120,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             "datastore": args.datastore,
             "log_level": args.log_level,
             "app": _absolute_app(args.app),
+            "simulated_nodes": args.simulated_nodes,
         }
         options = instance.options(given)
         if args.command == "server":
@@ -135,6 +178,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return status.status(instance, out)
     return status.version(instance, out)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from pocketkube.simulator.component import default_kubeconfig, run_standalone
+
+    _configure_logging(args.log_level)
+    options = {
+        "nodes": args.nodes,
+        "cpu": args.cpu,
+        "memory": args.memory,
+        "pods": args.pods,
+        "name_prefix": args.name_prefix,
+    }
+    return run_standalone(args.kubeconfig or default_kubeconfig(), options)
 
 
 if __name__ == "__main__":

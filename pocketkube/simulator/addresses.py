@@ -48,8 +48,7 @@ def derived_pod_cidr(index: int, cluster_cidr: str) -> str:
 def _subnet(net: Network, prefix: int, index: int) -> Network:
     size = 2 ** (net.max_prefixlen - prefix)
     base = int(net.network_address) + index * size
-    return ipaddress.ip_network((base, prefix)) if net.version == 4 else \
-        IPv6Network((base, prefix))
+    return ipaddress.ip_network((base, prefix)) if net.version == 4 else IPv6Network((base, prefix))
 
 
 class PodIPAllocator:

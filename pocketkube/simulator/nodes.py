@@ -60,9 +60,18 @@ class NodeTimings:
 
 
 class NodeManager:
-    def __init__(self, client: ApiClient, count: int, prefix: str, shape: NodeShape,
-                 clock: Clock, wall: WallClock, limit: asyncio.Semaphore,
-                 cluster_cidr: str, timings: NodeTimings | None = None) -> None:
+    def __init__(
+        self,
+        client: ApiClient,
+        count: int,
+        prefix: str,
+        shape: NodeShape,
+        clock: Clock,
+        wall: WallClock,
+        limit: asyncio.Semaphore,
+        cluster_cidr: str,
+        timings: NodeTimings | None = None,
+    ) -> None:
         self.client = client
         self.shape = shape
         self.clock = clock
@@ -70,17 +79,18 @@ class NodeManager:
         self.limit = limit
         self.timings = timings or NodeTimings()
         self.nodes = {
-            f"{prefix}{i}": SimNode(f"{prefix}{i}", i, addresses.node_ip(i),
-                                    addresses.derived_pod_cidr(i, cluster_cidr))
-            for i in range(count)}
-        self.informer = Informer(client, NODES,
-                                 label_selector=f"{nodespec.SIMULATED_LABEL}=true")
-        self.informer.on(add=self._seen, update=lambda _old, new: self._seen(new),
-                         delete=self._deleted)
+            f"{prefix}{i}": SimNode(
+                f"{prefix}{i}", i, addresses.node_ip(i), addresses.derived_pod_cidr(i, cluster_cidr)
+            )
+            for i in range(count)
+        }
+        self.informer = Informer(client, NODES, label_selector=f"{nodespec.SIMULATED_LABEL}=true")
+        self.informer.on(
+            add=self._seen, update=lambda _old, new: self._seen(new), delete=self._deleted
+        )
         t = self.timings
         self.leases = Spreader("lease renewal", clock, t.lease_interval, self.renew_lease, limit)
-        self.heartbeats = Spreader("node status", clock, t.status_interval, self.heartbeat,
-                                   limit)
+        self.heartbeats = Spreader("node status", clock, t.status_interval, self.heartbeat, limit)
         self.registered = asyncio.Event()
         self.registration_seconds: float | None = None
         self.skipped: list[str] = []
@@ -101,8 +111,9 @@ class NodeManager:
             return
         node.uid = obj["metadata"].get("uid", node.uid)
         spec = obj.get("spec") or {}
-        node.pod_cidrs = list(spec.get("podCIDRs") or
-                              ([spec["podCIDR"]] if spec.get("podCIDR") else []))
+        node.pod_cidrs = list(
+            spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
+        )
         if node.active and not _ready(obj) and node.name in self.heartbeats:
             # Something (the node lifecycle controller) gave up on this node: report at once.
             self.heartbeats.add(node.name, 0.0)
@@ -127,18 +138,20 @@ class NodeManager:
         n = len(nodes)
         size = max(self.timings.batch_size, 1)
         for first in range(0, n, size):
-            batch = nodes[first:first + size]
+            batch = nodes[first : first + size]
             await asyncio.gather(*(self._register_logged(node) for node in batch))
             for node in batch:
                 if node.active:
                     # Spread each node's lease renewals and heartbeats over their intervals.
                     self.leases.add(node.name, self.timings.lease_interval * node.index / n)
-                    self.heartbeats.add(node.name,
-                                        self.timings.status_interval * (node.index + 1) / n)
+                    self.heartbeats.add(
+                        node.name, self.timings.status_interval * (node.index + 1) / n
+                    )
             log.debug("registered %d/%d simulated nodes", first + len(batch), n)
         self.registration_seconds = time.monotonic() - started
-        log.info("registered %d simulated nodes in %.1fs", self.active_count,
-                 self.registration_seconds)
+        log.info(
+            "registered %d simulated nodes in %.1fs", self.active_count, self.registration_seconds
+        )
         self.registered.set()
 
     async def _register_logged(self, node: SimNode) -> None:
@@ -149,7 +162,7 @@ class NodeManager:
                 return
             except errors.StatusError as e:
                 log.warning("registering node %s failed: %s", node.name, e.message)
-            except (OSError, asyncio.TimeoutError) as e:
+            except (TimeoutError, OSError) as e:
                 log.warning("registering node %s failed: %s", node.name, e)
             await self.clock.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
@@ -180,13 +193,15 @@ class NodeManager:
         current = existing["metadata"].get("labels") or {}
         if any(current.get(k) != v for k, v in labels.items()):
             async with self.limit:
-                existing = await self.client.patch(NODES, node.name,
-                                                   {"metadata": {"labels": labels}})
+                existing = await self.client.patch(
+                    NODES, node.name, {"metadata": {"labels": labels}}
+                )
         old = (existing.get("status") or {}).get("conditions")
         status = nodespec.node_status(node.name, node.ip, self.shape, self.wall.stamp(), old)
         async with self.limit:
-            updated = await self.client.patch(NODES, node.name, {"status": status},
-                                              patch_type="strategic", subresource="status")
+            updated = await self.client.patch(
+                NODES, node.name, {"status": status}, patch_type="strategic", subresource="status"
+            )
         self._activate(node, updated)
 
     def _activate(self, node: SimNode, obj: Obj) -> None:
@@ -196,8 +211,7 @@ class NodeManager:
     # --- periodic -------------------------------------------------------------------------------
     async def renew_lease(self, name: str) -> None:
         node = self.nodes[name]
-        body = nodespec.lease_object(name, node.uid, self.wall.micro(),
-                                     self.timings.lease_duration)
+        body = nodespec.lease_object(name, node.uid, self.wall.micro(), self.timings.lease_duration)
         # One unconditional PUT: leases may be created by an update, and this node is the only
         # writer of its lease, so reading it first would only double the requests.
         await self.client.update(LEASES, body)
@@ -206,8 +220,7 @@ class NodeManager:
         current = self.informer.get(name)
         old = (current or {}).get("status", {}).get("conditions")
         patch = {"status": {"conditions": nodespec.conditions(self.wall.stamp(), old)}}
-        await self.client.patch(NODES, name, patch, patch_type="strategic",
-                                subresource="status")
+        await self.client.patch(NODES, name, patch, patch_type="strategic", subresource="status")
 
     async def run_periodic(self) -> None:
         await asyncio.gather(self.leases.run(), self.heartbeats.run())

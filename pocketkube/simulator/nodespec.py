@@ -41,9 +41,14 @@ class NodeShape:
     architecture: str = "amd64"
 
     def resources(self) -> dict[str, str]:
-        return {"cpu": self.cpu, "ephemeral-storage": self.ephemeral_storage,
-                "hugepages-1Gi": "0", "hugepages-2Mi": "0", "memory": self.memory,
-                "pods": str(self.pods)}
+        return {
+            "cpu": self.cpu,
+            "ephemeral-storage": self.ephemeral_storage,
+            "hugepages-1Gi": "0",
+            "hugepages-2Mi": "0",
+            "memory": self.memory,
+            "pods": str(self.pods),
+        }
 
 
 def node_labels(name: str, shape: NodeShape) -> dict[str, str]:
@@ -85,17 +90,25 @@ def conditions(now: str, old: list[Obj] | None = None) -> list[Obj]:
         status = "True" if type_ == "Ready" else "False"
         prev = previous.get(type_) or {}
         transition = prev.get("lastTransitionTime") if prev.get("status") == status else None
-        out.append({"lastHeartbeatTime": now, "lastTransitionTime": transition or now,
-                    "message": message, "reason": reason, "status": status, "type": type_})
+        out.append(
+            {
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": transition or now,
+                "message": message,
+                "reason": reason,
+                "status": status,
+                "type": type_,
+            }
+        )
     return out
 
 
-def node_status(name: str, ip: str, shape: NodeShape, now: str,
-                old_conditions: list[Obj] | None = None) -> Obj:
+def node_status(
+    name: str, ip: str, shape: NodeShape, now: str, old_conditions: list[Obj] | None = None
+) -> Obj:
     resources = shape.resources()
     return {
-        "addresses": [{"address": ip, "type": "InternalIP"},
-                      {"address": name, "type": "Hostname"}],
+        "addresses": [{"address": ip, "type": "InternalIP"}, {"address": name, "type": "Hostname"}],
         "allocatable": dict(resources),
         "capacity": dict(resources),
         "conditions": conditions(now, old_conditions),
@@ -112,8 +125,10 @@ def node_object(name: str, ip: str, shape: NodeShape, now: str) -> Obj:
         "metadata": {
             "name": name,
             "labels": node_labels(name, shape),
-            "annotations": {"node.alpha.kubernetes.io/ttl": "0",
-                            "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+            "annotations": {
+                "node.alpha.kubernetes.io/ttl": "0",
+                "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+            },
         },
         "spec": {},
         "status": node_status(name, ip, shape, now),
@@ -129,12 +144,12 @@ def lease_object(name: str, node_uid: str, renew_time: str, duration: int = 40) 
     """The node's heartbeat Lease, owned by its Node so it goes when the node goes."""
     meta: Obj = {"name": name, "namespace": LEASE_NAMESPACE}
     if node_uid:
-        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": name,
-                                    "uid": node_uid}]
+        meta["ownerReferences"] = [
+            {"apiVersion": "v1", "kind": "Node", "name": name, "uid": node_uid}
+        ]
     return {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
         "metadata": meta,
-        "spec": {"holderIdentity": name, "leaseDurationSeconds": duration,
-                 "renewTime": renew_time},
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": duration, "renewTime": renew_time},
     }

@@ -23,8 +23,13 @@ RUNTIME_SCHEME = "simulated://"
 # Exit code of a container that outlived its grace period and was killed (128 + SIGKILL).
 KILLED_EXIT_CODE = 137
 
-KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
-                      "PodScheduled")
+KUBELET_CONDITIONS = (
+    "PodReadyToStartContainers",
+    "Initialized",
+    "Ready",
+    "ContainersReady",
+    "PodScheduled",
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ def restarts_on_exit(pod: Obj, exit_code: int) -> bool:
 
 # --- containers ------------------------------------------------------------------------------
 
+
 def normalize_image(image: str) -> str:
     """The image reference as a container runtime reports it (docker.io/library/nginx:latest)."""
     name, digest = (image.split("@", 1) + [""])[:2]
@@ -73,10 +79,12 @@ def normalize_image(image: str) -> str:
 
 
 def image_id(image: str) -> str:
+    """The digest reference a runtime reports: the given digest, else one derived from the
+    reference (stable, so a simulated image keeps its id)."""
     ref = normalize_image(image)
-    repo = ref.split("@", 1)[0]
-    if "@" not in ref:
-        repo = repo.rsplit(":", 1)[0] if ":" in repo.rsplit("/", 1)[-1] else repo
+    if "@" in ref:
+        return ref
+    repo = ref.rsplit(":", 1)[0]
     return f"{repo}@sha256:{hashlib.sha256(ref.encode()).hexdigest()}"
 
 
@@ -88,9 +96,14 @@ def container_id(pod_uid: str, name: str, restarts: int = 0) -> str:
 def _base(pod: Obj, c: Obj, restarts: int) -> Obj:
     uid = (pod.get("metadata") or {}).get("uid", "")
     image = c.get("image") or ""
-    return {"containerID": container_id(uid, c["name"], restarts),
-            "image": normalize_image(image), "imageID": image_id(image), "lastState": {},
-            "name": c["name"], "restartCount": restarts}
+    return {
+        "containerID": container_id(uid, c["name"], restarts),
+        "image": normalize_image(image),
+        "imageID": image_id(image),
+        "lastState": {},
+        "name": c["name"],
+        "restartCount": restarts,
+    }
 
 
 def running_container(pod: Obj, c: Obj, started_at: str, restarts: int = 0) -> Obj:
@@ -99,18 +112,28 @@ def running_container(pod: Obj, c: Obj, started_at: str, restarts: int = 0) -> O
     return st
 
 
-def terminated_container(pod: Obj, c: Obj, started_at: str, finished_at: str, exit_code: int,
-                         restarts: int = 0) -> Obj:
+def terminated_container(
+    pod: Obj, c: Obj, started_at: str, finished_at: str, exit_code: int, restarts: int = 0
+) -> Obj:
     st = _base(pod, c, restarts)
-    st.update(ready=False, started=False,
-              state={"terminated": terminated_state(st["containerID"], started_at, finished_at,
-                                                    exit_code)})
+    st.update(
+        ready=False,
+        started=False,
+        state={
+            "terminated": terminated_state(st["containerID"], started_at, finished_at, exit_code)
+        },
+    )
     return st
 
 
 def terminated_state(cid: str, started_at: str, finished_at: str, exit_code: int) -> Obj:
-    return {"containerID": cid, "exitCode": exit_code, "finishedAt": finished_at,
-            "reason": "Completed" if exit_code == 0 else "Error", "startedAt": started_at}
+    return {
+        "containerID": cid,
+        "exitCode": exit_code,
+        "finishedAt": finished_at,
+        "reason": "Completed" if exit_code == 0 else "Error",
+        "startedAt": started_at,
+    }
 
 
 def _is_sidecar(c: Obj) -> bool:
@@ -133,6 +156,7 @@ def init_statuses(pod: Obj, started_at: str, running: bool) -> list[Obj]:
 
 # --- conditions ------------------------------------------------------------------------------
 
+
 def conditions(pod: Obj, phase: str, now: str) -> list[Obj]:
     """Conditions others own first (kept as they are), then the kubelet's five; a transition
     time moves only when a condition's status changes."""
@@ -149,11 +173,11 @@ def conditions(pod: Obj, phase: str, now: str) -> list[Obj]:
             t = gate.get("conditionType")
             c = previous.get(t)
             if c is None:
-                unmet.append(f'corresponding condition of pod readiness gate "{t}" does not '
-                             'exist.')
+                unmet.append(f'corresponding condition of pod readiness gate "{t}" does not exist.')
             elif c.get("status") != "True":
-                unmet.append(f'the status of pod readiness gate "{t}" is not "True", but '
-                             f'{c.get("status")}')
+                unmet.append(
+                    f'the status of pod readiness gate "{t}" is not "True", but {c.get("status")}'
+                )
         if unmet:
             ready = ("False", "ReadinessGatesNotReady", ", ".join(unmet))
     wanted = [
@@ -167,10 +191,14 @@ def conditions(pod: Obj, phase: str, now: str) -> list[Obj]:
     for type_, status, why, message in wanted:
         prev = previous.get(type_) or {}
         same = prev.get("status") == status
-        cond: Obj = {"lastProbeTime": None,
-                     "lastTransitionTime": prev.get("lastTransitionTime") if same and
-                     prev.get("lastTransitionTime") else now,
-                     "status": status, "type": type_}
+        cond: Obj = {
+            "lastProbeTime": None,
+            "lastTransitionTime": prev.get("lastTransitionTime")
+            if same and prev.get("lastTransitionTime")
+            else now,
+            "status": status,
+            "type": type_,
+        }
         if why:
             cond["reason"] = why
         if message:
@@ -181,6 +209,7 @@ def conditions(pod: Obj, phase: str, now: str) -> list[Obj]:
 
 # --- whole statuses --------------------------------------------------------------------------
 
+
 def _addresses(pod_ips: list[str], host_ip: str) -> Obj:
     out: Obj = {"hostIP": host_ip, "hostIPs": [{"ip": host_ip}]}
     if pod_ips:
@@ -188,17 +217,27 @@ def _addresses(pod_ips: list[str], host_ip: str) -> Obj:
     return out
 
 
-def running_status(pod: Obj, pod_ips: list[str], host_ip: str, now: str,
-                   start_time: str | None = None, restarts: int = 0) -> Obj:
+def running_status(
+    pod: Obj,
+    pod_ips: list[str],
+    host_ip: str,
+    now: str,
+    start_time: str | None = None,
+    restarts: int = 0,
+) -> Obj:
     """The status of a pod whose containers run: Running, Ready, addressed."""
     spec = pod.get("spec") or {}
     old = pod.get("status") or {}
     start = start_time or old.get("startTime") or now
-    status: Obj = {"phase": "Running", "conditions": conditions(pod, "Running", now),
-                   **_addresses(pod_ips, host_ip), "startTime": start,
-                   "containerStatuses": [
-                       running_container(pod, c, now, restarts)
-                       for c in spec.get("containers") or []]}
+    status: Obj = {
+        "phase": "Running",
+        "conditions": conditions(pod, "Running", now),
+        **_addresses(pod_ips, host_ip),
+        "startTime": start,
+        "containerStatuses": [
+            running_container(pod, c, now, restarts) for c in spec.get("containers") or []
+        ],
+    }
     if spec.get("initContainers"):
         status["initContainerStatuses"] = init_statuses(pod, start, running=True)
     if old.get("qosClass"):
@@ -216,15 +255,23 @@ def finished_status(pod: Obj, exit_code: int, now: str) -> Obj:
     statuses = []
     for c in spec.get("containers") or []:
         prev = running.get(c["name"]) or {}
-        started = ((prev.get("state") or {}).get("running") or {}).get("startedAt") or \
-            old.get("startTime") or now
-        statuses.append(terminated_container(pod, c, started, now, exit_code,
-                                             prev.get("restartCount", 0)))
-    status: Obj = {"phase": phase, "conditions": conditions(pod, phase, now),
-                   "containerStatuses": statuses}
+        started = (
+            ((prev.get("state") or {}).get("running") or {}).get("startedAt")
+            or old.get("startTime")
+            or now
+        )
+        statuses.append(
+            terminated_container(pod, c, started, now, exit_code, prev.get("restartCount", 0))
+        )
+    status: Obj = {
+        "phase": phase,
+        "conditions": conditions(pod, phase, now),
+        "containerStatuses": statuses,
+    }
     if spec.get("initContainers"):
-        status["initContainerStatuses"] = init_statuses(pod, old.get("startTime") or now,
-                                                        running=False)
+        status["initContainerStatuses"] = init_statuses(
+            pod, old.get("startTime") or now, running=False
+        )
     return status
 
 
@@ -239,8 +286,9 @@ def restarted_status(pod: Obj, exit_code: int, now: str) -> Obj:
     for st in status["containerStatuses"]:
         prev = previous.get(st["name"]) or {}
         started = ((prev.get("state") or {}).get("running") or {}).get("startedAt") or now
-        st["lastState"] = {"terminated": terminated_state(prev.get("containerID", ""), started,
-                                                          now, exit_code)}
+        st["lastState"] = {
+            "terminated": terminated_state(prev.get("containerID", ""), started, now, exit_code)
+        }
     return status
 
 

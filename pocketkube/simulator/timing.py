@@ -67,8 +67,15 @@ class Spreader:
     that fell more than one interval behind is rescheduled from now, never called in a burst.
     """
 
-    def __init__(self, name: str, clock: Clock, interval: float, action: Action,
-                 limit: asyncio.Semaphore, max_sleep: float = 1.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        clock: Clock,
+        interval: float,
+        action: Action,
+        limit: asyncio.Semaphore,
+        max_sleep: float = 1.0,
+    ) -> None:
         self.name = name
         self.clock = clock
         self.interval = interval
