@@ -188,3 +188,20 @@ def test_terminating_namespace_refuses_new_objects(cluster: Cluster) -> None:
     cluster.kubectl("patch", "-n", ns, "configmap", "held", "--type=merge", "-p",
                     '{"metadata":{"finalizers":null}}')
     cluster.kubectl("wait", "--for=delete", f"namespace/{ns}", "--timeout=60s")
+
+
+def test_warn_field_validation_warns_per_field(cluster: Cluster, k: Kubectl) -> None:
+    d = deployment("warned")
+    d["spec"]["replica"] = 2
+    d["spec"]["template"]["spec"]["bogus"] = 1
+    status, headers, body = cluster.request(
+        "POST", f"/apis/apps/v1/namespaces/{k.ns}/deployments?fieldValidation=Warn",
+        json.dumps(d), JSON)
+    assert status == 201
+    # One warning per field, in the order the decoder meets them in the body.
+    assert headers["warning"].split("\n") == [
+        '299 - "unknown field \\"spec.template.spec.bogus\\""',
+        '299 - "unknown field \\"spec.replica\\""']
+    created = json.loads(body)
+    assert "replica" not in created["spec"]
+    assert "bogus" not in created["spec"]["template"]["spec"]

@@ -76,6 +76,16 @@ def test_defaults_in_yaml_and_json(k: Kubectl) -> None:
         assert meta["uid"] and meta["resourceVersion"] and meta["creationTimestamp"]
 
 
+def test_get_all(k: Kubectl) -> None:
+    k.apply([deployment("web"), pod("p1"), configmap("not-in-all")])
+    k("expose", "deployment", "web", "--port=80")
+    out = k("get", "all", "-o", "name").stdout.split()
+    assert "pod/p1" in out
+    assert "service/web" in out
+    assert "deployment.apps/web" in out
+    assert not [n for n in out if n.startswith("configmap/")]
+
+
 def test_jsonpath_and_name(k: Kubectl) -> None:
     k.apply(deployment("web"))
     image = k("get", "deployment", "web", "-o",

@@ -260,12 +260,18 @@ class Cluster:
     def request(self, method: str, path: str, body: bytes | str | None = None,
                 headers: dict[str, str] | None = None, auth: bool = True,
                 timeout: float = 30.0) -> tuple[int, dict[str, str], bytes]:
-        """One raw HTTPS request (admin client certificate unless `auth` is False)."""
+        """One raw HTTPS request (admin client certificate unless `auth` is False); returns
+        (status, headers with lower-case names, body)."""
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
                                            context=self.ssl_context(client_cert=auth))
         try:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+            # Repeated headers (e.g. one Warning per problem) are joined with "\n".
+            headers: dict[str, str] = {}
+            for k, v in resp.getheaders():
+                key = k.lower()
+                headers[key] = f"{headers[key]}\n{v}" if key in headers else v
+            return resp.status, headers, resp.read()
         finally:
             conn.close()
