@@ -22,8 +22,9 @@ log = logging.getLogger("pocketkube.server")
 def enabled_components(config: ServerConfig) -> dict[str, Component]:
     """The components this configuration runs, by component-status name."""
     from pocketkube.controllers import manager
+    from pocketkube.scheduler import scheduler
 
-    return {"controller-manager": manager.run, **config.components}
+    return {"controller-manager": manager.run, "scheduler": scheduler.run, **config.components}
 
 
 async def control_plane(config: ServerConfig, ready: asyncio.Event | None = None) -> None:

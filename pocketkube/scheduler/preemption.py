@@ -1,0 +1,158 @@
+"""Preemption (kube's DefaultPreemption PostFilter): when a pod fits nowhere, find nodes where
+evicting lower-priority pods would make it fit, choose the node whose victims matter least, and
+evict them; the pod is nominated to that node and scheduled there once the room appears.
+
+On each candidate node every lower-priority pod is removed, then pods are given back one by one
+from the most important (priority, then earliest start) as long as the incoming pod still fits:
+the ones that cannot be given back are the victims — the fewest, least important pods needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from pocketkube.scheduler.cache import Cache, NodeInfo, PodInfo
+from pocketkube.scheduler.framework import (
+    ERROR,
+    UNRESOLVABLE,
+    UNSCHEDULABLE,
+    CycleState,
+    Diagnosis,
+    FitError,
+    Framework,
+    Status,
+    with_nominated,
+)
+
+log = logging.getLogger("pocketkube.scheduler.preemption")
+NOT_HELPFUL = "Preemption is not helpful for scheduling"
+NO_VICTIMS = "No preemption victims found for incoming pod"
+MIN_CANDIDATES_PERCENT = 10
+MIN_CANDIDATES = 100
+# Plugins whose pre_filter state depends on other nodes' pods: recomputed when a dry run
+# removes pods.
+CROSS_NODE = ("InterPodAffinity", "PodTopologySpread")
+
+
+class _Overlay:
+    """The cache as it would be with one node replaced (for cross-node pre_filter state)."""
+
+    def __init__(self, cache: Cache, node: NodeInfo) -> None:
+        self.node_list = [node if n.name == node.name else n for n in cache.node_list]
+        self.namespace_labels = cache.namespace_labels
+        self.affinity_pods = cache.affinity_pods
+        self.nodes = cache.nodes
+
+
+class Preemptor:
+    def __init__(self, framework: Framework, cache: Cache,
+                 nominated: Callable[[], dict[str, list[PodInfo]]],
+                 rng: random.Random | None = None) -> None:
+        self.framework = framework
+        self.cache = cache
+        self.nominated = nominated
+        self.rng = rng or random.Random()
+
+    def preempt(self, state: CycleState, pod: PodInfo,
+                diagnosis: Diagnosis) -> tuple[tuple[NodeInfo, list[PodInfo]] | None, str, bool]:
+        """(chosen node and victims or None, post-filter message, whether to clear the pod's
+        nominated node)."""
+        spec, status = pod.obj.get("spec") or {}, pod.obj.get("status") or {}
+        if spec.get("preemptionPolicy") == "Never":
+            return None, "preemption: not eligible due to preemptionPolicy=Never.", False
+        nominated_node = status.get("nominatedNodeName")
+        if nominated_node:
+            st = diagnosis.statuses.get(nominated_node)
+            ni = self.cache.nodes.get(nominated_node)
+            if (st is None or st.code != UNRESOLVABLE) and ni is not None and any(
+                    p.priority < pod.priority and p.terminating_by_preemption()
+                    for p in ni.pods.values()):
+                return None, ("preemption: not eligible due to a terminating pod on the "
+                              "nominated node."), False
+        nodes = self.cache.node_list
+        potential = [ni for ni in nodes if (st := diagnosis.statuses.get(ni.name)) is not None
+                     and st.code == UNSCHEDULABLE]
+        statuses: dict[str, Status] = {}
+        candidates: list[tuple[NodeInfo, list[PodInfo]]] = []
+        if potential:
+            n = len(potential)
+            want = min(max(n * MIN_CANDIDATES_PERCENT // 100, MIN_CANDIDATES), n)
+            offset = self.rng.randrange(n)
+            for i in range(n):
+                ni = potential[(offset + i) % n]
+                victims, st = self.select_victims(state, pod, ni)
+                if st is None and victims:
+                    candidates.append((ni, victims))
+                    if len(candidates) >= want:
+                        break
+                else:
+                    statuses[ni.name] = st or Status(
+                        ERROR, f"expected at least one victim pod on node {ni.name}")
+        if not candidates:
+            d = Diagnosis()
+            d.statuses = statuses
+            err = FitError(pod, len(nodes), d, absent_status=Status(UNRESOLVABLE, NOT_HELPFUL))
+            return None, f"preemption: {err}", True
+        return pick_one(candidates), "", False
+
+    # -- dry run --------------------------------------------------------------------------------
+    def _fits(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
+        if any(name not in state.skip_filter for name in CROSS_NODE):
+            state, st = self.framework.run_pre_filter(pod, _Overlay(self.cache, node))  # type: ignore[arg-type]
+            if st is not None:
+                return st
+        nominated = self.nominated().get(node.name)
+        target = with_nominated(node, pod, nominated) if nominated else node
+        return self.framework.run_filters(state, pod, target)
+
+    def select_victims(self, state: CycleState, pod: PodInfo,
+                       ni: NodeInfo) -> tuple[list[PodInfo], Status | None]:
+        lower = [p for p in ni.pods.values() if p.priority < pod.priority]
+        if not lower:
+            return [], Status(UNRESOLVABLE, NO_VICTIMS)
+        clone = ni.clone()
+        for p in lower:
+            clone.remove_pod(p.uid)
+        st = self._fits(state, pod, clone)
+        if st is not None:
+            return [], st
+        lower.sort(key=importance)
+        victims = []
+        for p in lower:
+            clone.add_pod(p)
+            if self._fits(state, pod, clone) is not None:
+                clone.remove_pod(p.uid)
+                victims.append(p)
+        return victims, None
+
+
+def importance(p: PodInfo) -> tuple[int, str]:
+    """Sort key, most important first: higher priority, then the earlier started."""
+    return (-p.priority, p.start_time)
+
+
+def pick_one(candidates: list[tuple[NodeInfo, list[PodInfo]]]) -> tuple[NodeInfo, list[PodInfo]]:
+    """kube's pickOneNodeForPreemption (without PodDisruptionBudgets): the lowest highest victim
+    priority, then the lowest priority sum, then the fewest victims, then the latest start of
+    the highest-priority victims, then the first."""
+    def highest(c: tuple[NodeInfo, list[PodInfo]]) -> int:
+        return max(p.priority for p in c[1])
+
+    def best(cs: list, key: Callable[[Any], Any]) -> list:
+        top = min(key(c) for c in cs)
+        return [c for c in cs if key(c) == top]
+
+    cs = best(candidates, highest)
+    cs = best(cs, lambda c: sum(p.priority + 2**31 for p in c[1]))
+    cs = best(cs, lambda c: len(c[1]))
+    if len(cs) > 1:
+        def earliest_start(c: tuple[NodeInfo, list[PodInfo]]) -> str:
+            h = highest(c)
+            return min(p.start_time for p in c[1] if p.priority == h)
+        latest = max(earliest_start(c) for c in cs)
+        cs = [c for c in cs if earliest_start(c) == latest]
+    return cs[0]
+
