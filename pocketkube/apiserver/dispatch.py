@@ -227,6 +227,10 @@ def serve_discovery(request: web.Request, info: requestinfo.RequestInfo) -> web.
 
 def serve_openapi(request: web.Request) -> web.Response:
     path = request.path
+    if path == "/openapi/v2":
+        from pocketkube.apiserver import openapi_v2  # loaded on first use, like the document
+
+        return openapi_v2.serve(request)
     if path.rstrip("/") == "/openapi/v3":
         return web.Response(body=openapi.v3_index_bytes(), content_type="application/json")
     if path.startswith("/openapi/v3/"):
