@@ -115,3 +115,35 @@ class PodIPAllocator:
         n = self._by_uid.pop(uid, None)
         if n is not None:
             self._used.discard(n)
+
+
+class PodAddresses:
+    """The pod addresses of every simulated node, by pod uid, over any number of ranges."""
+
+    def __init__(self) -> None:
+        self.allocators: dict[str, PodIPAllocator] = {}
+        self._held: dict[str, list[str]] = {}  # pod uid -> the ranges it holds an address in
+
+    def _allocator(self, cidr: str) -> PodIPAllocator:
+        alloc = self.allocators.get(cidr)
+        if alloc is None:
+            alloc = self.allocators[cidr] = PodIPAllocator(cidr)
+        return alloc
+
+    def assign(self, uid: str, cidrs: list[str]) -> list[str]:
+        """One address per range (dual stack: one per family), the same ones on every call."""
+        ips = [self._allocator(c).allocate(uid) for c in cidrs]
+        self._held[uid] = list(cidrs)
+        return ips
+
+    def reserve(self, uid: str, ips: list[str], cidrs: list[str]) -> None:
+        """Take back the addresses a pod reported before this process started."""
+        if uid in self._held:
+            return
+        held = [c for ip in ips for c in cidrs if self._allocator(c).reserve(uid, ip)]
+        if held:
+            self._held[uid] = held
+
+    def release(self, uid: str) -> None:
+        for cidr in self._held.pop(uid, []):
+            self._allocator(cidr).release(uid)

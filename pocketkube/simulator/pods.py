@@ -20,7 +20,7 @@ from pocketkube.client.informer import Informer, key_of
 from pocketkube.client.rest import ApiClient, resource
 from pocketkube.client.workqueue import Clock, WorkQueue
 from pocketkube.simulator import podstatus
-from pocketkube.simulator.addresses import PodIPAllocator, RangeExhausted
+from pocketkube.simulator.addresses import PodAddresses, RangeExhausted
 from pocketkube.simulator.nodes import NodeManager, SimNode
 from pocketkube.simulator.timing import WallClock, parse_time
 
@@ -28,6 +28,9 @@ log = logging.getLogger("pocketkube.simulator")
 
 PODS = resource("", "pods")
 TERMINAL = ("Succeeded", "Failed")
+# How long a status this node wrote may take to come back through the watch before the cached
+# pod is trusted again.
+STALE_AFTER = 30.0
 Obj = dict[str, Any]
 
 
@@ -52,12 +55,12 @@ class PodManager:
         self.informer.on(
             add=self._enqueue, update=lambda _old, new: self._enqueue(new), delete=self._forget
         )
-        self.allocators: dict[str, PodIPAllocator] = {}
-        self._held: dict[str, list[str]] = {}  # pod uid -> the ranges it holds an address in
+        self.addresses = PodAddresses()
         self._started: dict[str, float] = {}  # pod uid -> wall time its containers started
         self._finished: set[str] = set()  # uids whose terminal status was sent
         self._deadlines: dict[str, float] = {}  # uid -> clock time its grace period ends
         self._deleted: set[str] = set()  # uids whose final delete was sent
+        self._written: dict[str, tuple[tuple[Any, ...], float]] = {}  # uid -> what, when
         self._timers: dict[str, tuple[float, asyncio.Task[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -72,7 +75,7 @@ class PodManager:
     def _forget(self, pod: Obj) -> None:
         uid = pod["metadata"].get("uid", "")
         self._release(uid)
-        for state in (self._started, self._deadlines):
+        for state in (self._started, self._deadlines, self._written):
             state.pop(uid, None)
         self._finished.discard(uid)
         self._deleted.discard(uid)
@@ -84,38 +87,19 @@ class PodManager:
             if self.node_of(p) is not None and (p.get("status") or {}).get("phase") not in TERMINAL
         )
 
-    # --- addresses ------------------------------------------------------------------------------
-    def _allocator(self, cidr: str) -> PodIPAllocator:
-        alloc = self.allocators.get(cidr)
-        if alloc is None:
-            alloc = self.allocators[cidr] = PodIPAllocator(cidr)
-        return alloc
-
     def pod_ips(self, pod: Obj, node: SimNode) -> list[str]:
         """The pod's addresses: the node's own for host-network pods, else one per pod range."""
         if (pod.get("spec") or {}).get("hostNetwork"):
             return [node.ip]
-        uid = pod["metadata"]["uid"]
-        ips = [self._allocator(c).allocate(uid) for c in node.cidrs]
-        self._held[uid] = list(node.cidrs)
-        return ips
+        return self.addresses.assign(pod["metadata"]["uid"], node.cidrs)
 
     def _reserve(self, pod: Obj, node: SimNode) -> None:
-        """Take back the addresses of a pod that was running before this process started."""
-        uid = pod["metadata"].get("uid", "")
-        if uid in self._held or (pod.get("spec") or {}).get("hostNetwork"):
-            return
-        held = []
-        for entry in (pod.get("status") or {}).get("podIPs") or []:
-            for cidr in node.cidrs:
-                if self._allocator(cidr).reserve(uid, entry.get("ip", "")):
-                    held.append(cidr)
-        if held:
-            self._held[uid] = held
+        if not (pod.get("spec") or {}).get("hostNetwork"):
+            ips = [e.get("ip", "") for e in (pod.get("status") or {}).get("podIPs") or []]
+            self.addresses.reserve(pod["metadata"].get("uid", ""), ips, node.cidrs)
 
     def _release(self, uid: str) -> None:
-        for cidr in self._held.pop(uid, []):
-            self._allocator(cidr).release(uid)
+        self.addresses.release(uid)
 
     # --- running --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -151,8 +135,11 @@ class PodManager:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
-                if isinstance(e, errors.StatusError) and e.code in (404, 409):
-                    self.queue.forget(key)  # gone or replaced meanwhile: its events follow
+                if isinstance(e, errors.StatusError) and e.code in (404, 409, 422):
+                    # Gone or replaced meanwhile (its events follow), or a write the server
+                    # will never take: retrying would not help.
+                    log.debug("simulated pod %s: %s", key, e.message)
+                    self.queue.forget(key)
                 else:
                     log.warning("simulated pod %s: %s", key, getattr(e, "message", e))
                     self.queue.add_rate_limited(key)
@@ -187,12 +174,19 @@ class PodManager:
             await self._terminate(key, pod, uid, phase)
         elif phase in TERMINAL:
             self._release(uid)
+        elif self._stale(uid, pod):
+            return  # our last write has not come back through the watch yet
         elif phase != "Running":
-            if uid not in self._started:  # else our Running write is still on its way back
-                await self._start(key, pod, node, uid)
+            await self._start(key, pod, node, uid)
         else:
             self._reserve(pod, node)
             await self._maybe_finish(key, pod, uid)
+
+    def _stale(self, uid: str, pod: Obj) -> bool:
+        written = self._written.get(uid)
+        if written is None or written[0] == _signature(pod):
+            return False
+        return self.clock.now() - written[1] < STALE_AFTER
 
     async def _start(self, key: str, pod: Obj, node: SimNode, uid: str) -> None:
         try:
@@ -202,8 +196,7 @@ class PodManager:
             log.warning("pod %s on %s: %s", key, node.name, e)
             self.requeue_after(key, 10.0)
             return
-        status = podstatus.running_status(pod, ips, node.ip, self.wall.stamp())
-        await self._write_status(pod, status)
+        await self._write_status(pod, podstatus.running_status(pod, ips, node.ip, self.stamp()))
         self._started[uid] = self.wall.now()
         plan = podstatus.run_plan(pod)
         if plan is not None:
@@ -213,22 +206,30 @@ class PodManager:
         plan = podstatus.run_plan(pod)
         if plan is None or uid in self._finished:
             return
-        started = self._started.get(uid) or parse_time(podstatus.container_started_at(pod))
-        if started is None:
-            started = self._started[uid] = self.wall.now()
-        remaining = started + plan.seconds - self.wall.now()
-        if remaining > 0:
-            self.requeue_after(key, remaining)
-            return
-        now = self.wall.stamp()
-        if podstatus.restarts_on_exit(pod, plan.exit_code):
-            await self._write_status(pod, podstatus.restarted_status(pod, plan.exit_code, now))
-            self._started[uid] = self.wall.now()
+        now = self.wall.now()
+        backoff = podstatus.restart_due(pod)
+        if backoff is not None:  # crashed, waiting to be restarted
+            remaining = (parse_time(podstatus.last_exit(pod)) or now) + backoff - now
+            if remaining > 0:
+                self.requeue_after(key, remaining)
+                return
+            await self._write_status(pod, podstatus.restarted_status(pod, self.stamp()))
+            self._started[uid] = now
             self.requeue_after(key, plan.seconds)
             return
-        await self._write_status(pod, podstatus.finished_status(pod, plan.exit_code, now))
-        self._finished.add(uid)
-        self._release(uid)
+        started = self._started.get(uid) or parse_time(podstatus.container_started_at(pod)) or now
+        remaining = started + plan.seconds - now
+        if remaining > 0:
+            self.requeue_after(key, remaining)
+        elif podstatus.restarts_on_exit(pod, plan.exit_code):
+            crashed = podstatus.crashed_status(pod, plan.exit_code, self.stamp())
+            await self._write_status(pod, crashed)
+            self.requeue_after(key, podstatus.restart_due({"status": crashed}) or 0.0)
+        else:
+            finished = podstatus.finished_status(pod, plan.exit_code, self.stamp())
+            await self._write_status(pod, finished)
+            self._finished.add(uid)
+            self._release(uid)
 
     async def _terminate(self, key: str, pod: Obj, uid: str, phase: str | None) -> None:
         if uid in self._deleted:
@@ -264,6 +265,9 @@ class PodManager:
         self._deleted.add(uid)
         self._release(uid)
 
+    def stamp(self) -> str:
+        return self.wall.stamp()
+
     async def _write_status(self, pod: Obj, status: Obj) -> None:
         meta = pod["metadata"]
         # The uid makes the write fail rather than land on a new pod of the same name.
@@ -277,3 +281,11 @@ class PodManager:
                 patch_type="merge",
                 subresource="status",
             )
+        self._written[meta.get("uid", "")] = (_signature({"status": status}), self.clock.now())
+
+
+def _signature(pod: Obj) -> tuple[Any, ...]:
+    """What distinguishes one of this node's status writes from the next."""
+    status = pod.get("status") or {}
+    first = (status.get("containerStatuses") or [{}])[0]
+    return (status.get("phase"), first.get("restartCount"), tuple(first.get("state") or ()))
