@@ -63,8 +63,16 @@ class FakeApi:
         self.stores[r.plural][self.key(meta["name"], meta.get("namespace"))] = copy.deepcopy(obj)
         return obj
 
-    async def patch(self, r: Resource, name: str, patch: Any, namespace: str | None = None,
-                    patch_type: str = "merge", subresource: str = "", **_: Any) -> Obj:
+    async def patch(
+        self,
+        r: Resource,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        patch_type: str = "merge",
+        subresource: str = "",
+        **_: Any,
+    ) -> Obj:
         self.record("patch", r, name, subresource, patch)
         key = self.key(name, namespace)
         cur = self.stores[r.plural].get(key)
@@ -79,8 +87,9 @@ class FakeApi:
         self.stores[r.plural][key] = new
         return copy.deepcopy(new)
 
-    async def delete(self, r: Resource, name: str, namespace: str | None = None,
-                     **options: Any) -> Obj:
+    async def delete(
+        self, r: Resource, name: str, namespace: str | None = None, **options: Any
+    ) -> Obj:
         self.record("delete", r, name, "", options)
         obj = self.stores[r.plural].pop(self.key(name, namespace), None)
         if obj is None:
@@ -91,4 +100,3 @@ class FakeApi:
 @pytest.fixture
 def api() -> FakeApi:
     return FakeApi()
-

@@ -93,7 +93,9 @@ def test_node_object_is_what_a_kubelet_registers() -> None:
     assert status["capacity"]["memory"] == "32Gi"
     assert status["capacity"]["pods"] == "110"
     assert status["addresses"] == [
-        {"address": "10.250.0.4", "type": "InternalIP"}, {"address": "sim-3", "type": "Hostname"}]
+        {"address": "10.250.0.4", "type": "InternalIP"},
+        {"address": "sim-3", "type": "Hostname"},
+    ]
     info = status["nodeInfo"]
     assert info["kubeletVersion"] == "v1.32.0-pocketkube"
     assert info["containerRuntimeVersion"] == "simulated://0.1"
@@ -195,7 +197,8 @@ def test_readiness_gates_hold_ready_but_not_containers_ready() -> None:
     assert conds["Ready"]["status"] == "False"
     assert conds["Ready"]["reason"] == "ReadinessGatesNotReady"
     assert conds["Ready"]["message"] == (
-        'corresponding condition of pod readiness gate "example.com/lb" does not exist.')
+        'corresponding condition of pod readiness gate "example.com/lb" does not exist.'
+    )
 
 
 def test_run_plan_rules() -> None:
@@ -245,11 +248,13 @@ def test_crash_then_restart() -> None:
     (app,) = p["status"]["containerStatuses"]
     assert app["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     assert app["state"]["waiting"]["message"] == (
-        "back-off 10s restarting failed container=app pod=p_ns(u-1)")
+        "back-off 10s restarting failed container=app pod=p_ns(u-1)"
+    )
     assert app["lastState"]["terminated"]["exitCode"] == 3
     assert app["lastState"]["terminated"]["containerID"] == first_id
     assert by_type(p["status"]["conditions"])["Ready"]["message"] == (
-        "containers with unready status: [app]")
+        "containers with unready status: [app]"
+    )
     assert podstatus.restart_due(p) == 10
     assert podstatus.last_exit(p) == T1
     again = podstatus.restarted_status(p, "2030-01-01T00:05:10Z")
