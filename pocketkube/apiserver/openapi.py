@@ -7,7 +7,7 @@ kube-apiserver's: `components.schemas` holds every definition reachable from the
 kinds (converted by `openapi_schemas`), `paths` every operation (`openapi_paths`). Documents are
 built lazily, one group-version at a time, and kept as encoded bytes with the hash the index
 advertises (the uppercase hex SHA-512 of those bytes, as kube does; clients cache by it).
-`/openapi/v2` is deliberately not served: kubectl expects it as protobuf and falls back to v3.
+`/openapi/v2` (Swagger 2.0 as JSON or gnostic protobuf) is served by openapi_v2.py from the same schemas.
 """
 
 from __future__ import annotations
