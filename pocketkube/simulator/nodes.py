@@ -142,8 +142,12 @@ class NodeManager:
             await asyncio.gather(*(self._register_logged(node) for node in batch))
             for node in batch:
                 if node.active:
-                    # Spread each node's lease renewals and heartbeats over their intervals.
-                    self.leases.add(node.name, self.timings.lease_interval * node.index / n)
+                    # Spread each node's lease renewals and heartbeats over their intervals
+                    # (the first lease came with the registration).
+                    lease_delay = self.timings.lease_interval * node.index / n
+                    if lease_delay < 1.0:
+                        lease_delay += self.timings.lease_interval
+                    self.leases.add(node.name, lease_delay)
                     self.heartbeats.add(
                         node.name, self.timings.status_interval * (node.index + 1) / n
                     )
@@ -159,6 +163,10 @@ class NodeManager:
         while True:
             try:
                 await self.register(node)
+                if node.active:
+                    # Like the kubelet's lease controller, hold the lease from the start.
+                    async with self.limit:
+                        await self.renew_lease(node.name)
                 return
             except errors.StatusError as e:
                 log.warning("registering node %s failed: %s", node.name, e.message)
