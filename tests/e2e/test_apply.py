@@ -57,8 +57,7 @@ def test_apply_create_change_unchanged(k: Kubectl) -> None:
     assert live["metadata"]["generation"] == 2
 
     assert k.apply(d).stdout == "deployment.apps/web unchanged\n"
-    assert k.json("deployment", "web")["metadata"]["resourceVersion"] == \
-        live["metadata"]["resourceVersion"]
+    assert k.json("deployment", "web")["metadata"]["generation"] == 2
 
     # Let the namespace's objects go away normally later.
     k("patch", "deployment", "web", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
@@ -82,10 +81,12 @@ def test_server_side_apply_and_conflicts(k: Kubectl) -> None:
     managers = {m["manager"]: m for m in live["metadata"]["managedFields"]}
     assert managers["kubectl"]["operation"] == "Apply"
     assert LAST_APPLIED not in (live["metadata"].get("annotations") or {})
-    # Applying the same manifest again changes nothing.
-    k.apply(d, "--server-side")
-    assert k.json("deployment", "ssa")["metadata"]["resourceVersion"] == \
-        live["metadata"]["resourceVersion"]
+    # Applying the same manifest again writes nothing (a ConfigMap: no controller touches it).
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "1"}}
+    k.apply(cm, "--server-side")
+    rv = k.json("configmap", "ssa")["metadata"]["resourceVersion"]
+    assert k.apply(cm, "--server-side").stdout == "configmap/ssa serverside-applied\n"
+    assert k.json("configmap", "ssa")["metadata"]["resourceVersion"] == rv
 
     # A client-side-apply object: its manager owns spec.replicas.
     c = deployment("csa", replicas=1)

@@ -53,7 +53,12 @@ def test_state_survives_restart_and_kill(restartable: Cluster) -> None:
 
     c.restart()
     after = snapshot(c)
-    assert {k: after[k] for k in before} == before
+    # Same uid everywhere; same resourceVersion for what no controller writes to.
+    assert {k: after[k][0] for k in before} == {k: v[0] for k, v in before.items()}
+    assert {k: after[k] for k in before if not k.startswith("Deployment/")} == \
+        {k: v for k, v in before.items() if not k.startswith("Deployment/")}
+    assert c.kubectl("get", "deploy", "web", "-n", NS, "-o",
+                     "jsonpath={.metadata.generation}").stdout == "1"
     assert c.kubectl("get", "cm", "kept", "-n", NS, "-o", "jsonpath={.data.a}").stdout == "1"
 
     # Writes continue from the stored revision.
@@ -65,7 +70,7 @@ def test_state_survives_restart_and_kill(restartable: Cluster) -> None:
     c.restart(hard=True)
     again = snapshot(c)
     assert again["ConfigMap/kept"] == (before["ConfigMap/kept"][0], str(rv))
-    assert again["Deployment/web"] == before["Deployment/web"]
+    assert again["Deployment/web"][0] == before["Deployment/web"][0]
     labels = c.kubectl("get", "-n", NS, "cm", "kept", "-o", "jsonpath={.metadata.labels.round}")
     assert labels.stdout == "2"
     # The kubernetes Service keeps its ClusterIP.
