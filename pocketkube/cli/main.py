@@ -124,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--kubeconfig", type=Path, help="cluster to join (default $KUBECONFIG or ~/.kube/config)"
     )
     simulate.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    scheduler = sub.add_parser(
+        "scheduler", help="run the scheduler against a cluster (leader-elected) until interrupted"
+    )
+    scheduler.add_argument(
+        "--kubeconfig", type=Path, help="cluster to join (default $KUBECONFIG or ~/.kube/config)"
+    )
+    scheduler.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     return parser
 
 
@@ -152,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "scheduler":
+        return _scheduler(args)
     instance = Instance(args.data_dir or default_data_dir())
     # soft_wrap: never break paths and URLs across lines (output is often piped or parsed).
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
@@ -192,6 +201,14 @@ def _simulate(args: argparse.Namespace) -> int:
         "name_prefix": args.name_prefix,
     }
     return run_standalone(args.kubeconfig or default_kubeconfig(), options)
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    from pocketkube.scheduler.command import run_standalone
+    from pocketkube.simulator.component import default_kubeconfig
+
+    _configure_logging(args.log_level)
+    return run_standalone(args.kubeconfig or default_kubeconfig())
 
 
 if __name__ == "__main__":
