@@ -52,7 +52,8 @@ def _details(name: str | None, group: str, kind: str, **extra: Any) -> dict[str,
     d: dict[str, Any] = {}
     if name:
         d["name"] = name
-    d["group"] = group
+    if group:  # omitempty, as in kube's StatusDetails
+        d["group"] = group
     d["kind"] = kind
     d.update(extra)
     return d

@@ -126,9 +126,10 @@ def warning_header(text: str) -> str:
 
 def status_success(scope: Scope, obj: Obj, code: int = 200) -> Obj:
     meta = obj.get("metadata") or {}
+    details = {"name": meta.get("name", ""), "group": scope.resource.group,
+               "kind": scope.resource.plural, "uid": meta.get("uid", "")}
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-            "details": {"name": meta.get("name", ""), "group": scope.resource.group,
-                        "kind": scope.resource.plural, "uid": meta.get("uid", "")}}
+            "details": {k: v for k, v in details.items() if v}}
 
 
 def ensure_namespace(scope: Scope) -> None:
