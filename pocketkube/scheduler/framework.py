@@ -64,12 +64,32 @@ class Plugin:
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         return None
 
+    def filter_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
+                   rejected: dict[str, Status]) -> list[NodeInfo]:
+        """The nodes that pass; the others' statuses go into `rejected`. Plugins on the hot
+        path override it with one tight loop."""
+        out = []
+        f = self.filter
+        for ni in nodes:
+            st = f(state, pod, ni)
+            if st is None:
+                out.append(ni)
+            else:
+                st.plugin = self.name
+                rejected[ni.name] = st
+        return out
+
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
                   cache: Cache) -> Status | None:
         return None
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         return 0
+
+    def score_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        """Every node's score; plugins on the hot path override it with one tight loop."""
+        score = self.score
+        return [score(state, pod, ni) for ni in nodes]
 
     def normalize(self, state: CycleState, pod: PodInfo, scores: list[int]) -> None:
         return None
@@ -174,33 +194,44 @@ class Framework:
                       diagnosis: Diagnosis,
                       nominated: dict[str, list[PodInfo]] | None = None) -> list[NodeInfo]:
         """Nodes that pass every filter, starting where the previous pod stopped and stopping
-        once enough are found."""
+        once enough are found. Nodes go through the filters a batch at a time (each plugin
+        over the whole batch), sized to what is still missing, so the count of nodes examined
+        is the same as one by one."""
         n = len(nodes)
+        if n == 0:
+            return []
         want = num_feasible_nodes_to_find(n, self.percentage)
-        filters = self.filters(state)
+        plugins = [p for p in self.plugins
+                   if p.name not in state.skip_filter and type(p).filter is not Plugin.filter]
         feasible: list[NodeInfo] = []
         statuses = diagnosis.statuses
-        start = self.next_start % n if n else 0
+        start = self.next_start % n
         processed = 0
-        for i in range(n):
-            ni = nodes[(start + i) % n]
-            processed += 1
-            target = ni
-            if nominated and ni.name in nominated:
-                target = with_nominated(ni, pod, nominated[ni.name])
-            for name, f in filters:
-                st = f(state, pod, target)
-                if st is not None:
-                    st.plugin = name
-                    statuses[ni.name] = st
-                    diagnosis.unschedulable_plugins.add(name)
+        while processed < n and len(feasible) < want:
+            size = min(want - len(feasible), n - processed)
+            lo = (start + processed) % n
+            batch = nodes[lo:lo + size]
+            if len(batch) < size:
+                batch += nodes[:size - len(batch)]
+            processed += size
+            if nominated:
+                batch = [with_nominated(ni, pod, nominated[ni.name])
+                         if ni.name in nominated else ni for ni in batch]
+            for p in plugins:
+                batch = p.filter_all(state, pod, batch, statuses)
+                if not batch:
                     break
-            else:
-                feasible.append(ni)
-                if len(feasible) >= want:
-                    break
-        self.next_start = (start + processed) % n if n else 0
+            # A node with nominated pods was filtered as a copy: report the node itself.
+            feasible.extend(self._originals(batch, nodes) if nominated else batch)
+        for st in statuses.values():
+            diagnosis.unschedulable_plugins.add(st.plugin)
+        self.next_start = (start + processed) % n
         return feasible
+
+    @staticmethod
+    def _originals(batch: list[NodeInfo], nodes: list[NodeInfo]) -> list[NodeInfo]:
+        by_name = {ni.name: ni for ni in nodes}
+        return [by_name[ni.name] for ni in batch]
 
     # -- scoring --------------------------------------------------------------------------------
     def prioritize(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
@@ -212,8 +243,7 @@ class Framework:
             st = p.pre_score(state, pod, nodes, cache)
             if st is not None and st.code == SKIP:
                 continue
-            score = p.score
-            scores = [score(state, pod, ni) for ni in nodes]
+            scores = p.score_all(state, pod, nodes)
             p.normalize(state, pod, scores)
             w = p.weight
             for i, s in enumerate(scores):
@@ -221,17 +251,10 @@ class Framework:
         return totals
 
     def select_host(self, nodes: list[NodeInfo], totals: list[int]) -> NodeInfo:
-        """The highest score; ties broken uniformly at random (reservoir sampling)."""
-        best_i, best, ties = 0, totals[0], 1
-        for i in range(1, len(totals)):
-            s = totals[i]
-            if s > best:
-                best_i, best, ties = i, s, 1
-            elif s == best:
-                ties += 1
-                if self.rng.randrange(ties) == 0:
-                    best_i = i
-        return nodes[best_i]
+        """The highest score; ties broken uniformly at random."""
+        best = max(totals)
+        ties = [i for i, s in enumerate(totals) if s == best]
+        return nodes[ties[0] if len(ties) == 1 else self.rng.choice(ties)]
 
 
 def with_nominated(ni: NodeInfo, pod: PodInfo, nominated: list[PodInfo]) -> NodeInfo:

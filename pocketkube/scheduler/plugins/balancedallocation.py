@@ -30,3 +30,17 @@ class BalancedAllocation(Plugin):
         else:
             return 0
         return int((1 - std) * MAX_NODE_SCORE)
+
+    def score_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        out = []
+        pc, pm = pod.req.cpu, pod.req.memory
+        for ni in nodes:
+            alloc = ni.allocatable
+            if alloc.cpu and alloc.memory:
+                fc = (ni.requested.cpu + pc) / alloc.cpu
+                fm = (ni.requested.memory + pm) / alloc.memory
+                d = (fc if fc < 1.0 else 1.0) - (fm if fm < 1.0 else 1.0)
+                out.append(int((1 - (d if d >= 0 else -d) / 2) * MAX_NODE_SCORE))
+            else:
+                out.append(self.score(state, pod, ni))
+        return out

@@ -67,6 +67,28 @@ class NodeResourcesFit(Plugin):
             return None
         return Status(UNRESOLVABLE if unresolvable else UNSCHEDULABLE, *reasons)
 
+    def filter_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
+                   rejected: dict[str, Status]) -> list[NodeInfo]:
+        req = pod.req
+        if req.scalar:
+            return super().filter_all(state, pod, nodes, rejected)
+        cpu, mem, eph = req.cpu, req.memory, req.ephemeral
+        out = []
+        for ni in nodes:
+            alloc, used = ni.allocatable, ni.requested
+            if (len(ni.pods) < alloc.pods and cpu <= alloc.cpu - used.cpu
+                    and mem <= alloc.memory - used.memory
+                    and eph <= alloc.ephemeral - used.ephemeral):
+                out.append(ni)
+                continue
+            st = self.filter(state, pod, ni)
+            if st is None:
+                out.append(ni)
+            else:
+                st.plugin = self.name
+                rejected[ni.name] = st
+        return out
+
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         alloc = node.allocatable
         total = weights = 0
@@ -77,6 +99,21 @@ class NodeResourcesFit(Plugin):
             total += least_requested(node.non0_mem + pod.non0_mem, alloc.memory)
             weights += 1
         return total // weights if weights else 0
+
+    def score_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        # score() inlined: this runs for every feasible node of every pod.
+        out = []
+        pc, pm = pod.non0_cpu, pod.non0_mem
+        for ni in nodes:
+            alloc = ni.allocatable
+            cap_c, cap_m = alloc.cpu, alloc.memory
+            if cap_c and cap_m:
+                c, m = ni.non0_cpu + pc, ni.non0_mem + pm
+                out.append(((0 if c > cap_c else (cap_c - c) * 100 // cap_c)
+                            + (0 if m > cap_m else (cap_m - m) * 100 // cap_m)) // 2)
+            else:
+                out.append(self.score(state, pod, ni))
+        return out
 
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
                   cache: Cache) -> Status | None:

@@ -21,3 +21,9 @@ class NodeUnschedulable(Plugin):
         if any(tolerates(t, TAINT) for t in pod.tolerations):
             return None
         return Status(UNRESOLVABLE, REASON)
+
+    def filter_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
+                   rejected: dict[str, Status]) -> list[NodeInfo]:
+        if not any(ni.unschedulable for ni in nodes):
+            return nodes
+        return super().filter_all(state, pod, nodes, rejected)

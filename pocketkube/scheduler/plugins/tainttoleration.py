@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pocketkube.scheduler.cache import Cache, NodeInfo, PodInfo
 from pocketkube.scheduler.framework import (
+    SKIP,
     UNRESOLVABLE,
     CycleState,
     Plugin,
@@ -30,8 +31,17 @@ class TaintToleration(Plugin):
         return Status(UNRESOLVABLE, "node(s) had untolerated taint "
                                     f"{{{taint.get('key', '')}: {taint.get('value', '')}}}")
 
+    def filter_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
+                   rejected: dict[str, Status]) -> list[NodeInfo]:
+        if not any(ni.taints for ni in nodes):
+            return nodes
+        return super().filter_all(state, pod, nodes, rejected)
+
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
                   cache: Cache) -> Status | None:
+        # Without soft taints every node scores the same, which cannot change the choice.
+        if not any(t.get("effect") == "PreferNoSchedule" for ni in nodes for t in ni.taints):
+            return Status(SKIP)
         state[self.name] = [t for t in pod.tolerations
                             if (t.get("effect") or "") in ("", "PreferNoSchedule")]
         return None
