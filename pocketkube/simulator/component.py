@@ -45,7 +45,7 @@ class SimulatorOptions:
     lease_interval: float = 10.0
     status_interval: float = 300.0
     batch_size: int = 100
-    max_inflight: int = 32  # API writes in flight at once, for all nodes together
+    max_inflight: int = 64  # API writes in flight at once, for all nodes together
     workers: int = 16  # pod sync workers
 
     @classmethod
