@@ -59,7 +59,8 @@ class Cluster:
     """One pocketkube API server process plus everything a client needs to reach it."""
 
     def __init__(self, base_dir: Path, datastore: str = "sqlite",
-                 etcd_endpoints: list[str] | None = None, kubectl: str = "kubectl") -> None:
+                 etcd_endpoints: list[str] | None = None, kubectl: str = "kubectl",
+                 extra_args: list[str] | None = None) -> None:
         if datastore not in ("sqlite", "etcd"):
             raise ValueError(f"datastore must be sqlite or etcd, not {datastore!r}")
         self.base_dir = Path(base_dir)
@@ -70,6 +71,7 @@ class Cluster:
         self.log_path = self.base_dir / "server.log"
         self.port = free_port()
         self.kubectl_binary = kubectl
+        self.extra_args = list(extra_args or [])  # more `pocketkube server` flags
         self._etcd_endpoints = etcd_endpoints
         self._etcd: EtcdServer | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -111,7 +113,7 @@ class Cluster:
         for d in (self.base_dir, self.home, self.cache_dir):
             d.mkdir(parents=True, exist_ok=True)
         args = [*_pocketkube_command(), "server", "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--datastore", self.datastore_flag()]
+                "--port", str(self.port), "--datastore", self.datastore_flag(), *self.extra_args]
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the server
         self._log_file.write(f"--- starting: {' '.join(args)}\n".encode())
         self._log_file.flush()
