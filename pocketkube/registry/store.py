@@ -245,6 +245,12 @@ class Store:
         """Run the update pipeline on `new` (a fresh copy the caller owns) against `cur`."""
         st = self.strategy
         meta = new.setdefault("metadata", {})
+        uid = meta.get("uid")
+        if uid and uid != cur["metadata"].get("uid"):
+            # genericregistry.Store: a uid in the update is a precondition.
+            raise self.conflict(cur["metadata"].get("name", ""),
+                                f"Precondition failed: UID in precondition: {uid}, UID in "
+                                f"object meta: {cur['metadata'].get('uid', '')}")
         if self.resource.namespaced:
             meta["namespace"] = cur["metadata"].get("namespace")
         fields.check_types(self.resource, new)
