@@ -3,7 +3,9 @@
 Each check has a name; `?verbose` lists them the way kube-apiserver does (`[+]etcd ok`), and a
 single check is reachable as `/readyz/<name>`. Components started in the same process (scheduler,
 controller-manager, node agent) register their own checks here, so `kubectl get cs` and
-`pocketkube status` report what is really running.
+`pocketkube status` report what is really running. Components in another process serve their
+health over HTTP on loopback; `remote_check` probes it, as kube-apiserver probes the scheduler's
+and the controller manager's /healthz for componentstatuses.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import platform
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+import aiohttp
 import orjson
 from aiohttp import web
 
@@ -20,6 +23,7 @@ from pocketkube import __version__
 Check = Callable[[], Awaitable[tuple[bool, str]]]
 
 KUBE_MINOR = "32"
+PROBE_TIMEOUT = 2.0  # seconds; a component that cannot answer in time is unhealthy
 
 
 def version_info() -> dict[str, str]:
@@ -85,3 +89,36 @@ class Health:
         else:
             text = "ok"
         return web.Response(status=200 if ok else 500, text=text)
+
+
+async def probe(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
+    """GET `url`: healthy on 200, with the body as the message; otherwise unhealthy, with the
+    body, or what went wrong on the way, as the reason."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+            session.get(url) as resp,
+        ):
+            text = (await resp.text(errors="replace")).strip()
+            if resp.status == 200:
+                return True, text or "ok"
+            return False, text or f"HTTP probe failed with statuscode: {resp.status}"
+    except TimeoutError:
+        return False, f'Get "{url}": context deadline exceeded (timeout {timeout:g}s)'
+    except aiohttp.ClientError as e:
+        return False, f'Get "{url}": {e}'
+
+
+def remote_check(locate: Callable[[], str], timeout: float = PROBE_TIMEOUT) -> Check:
+    """A check that probes the URL `locate()` returns at the time of the check (a component
+    process may move to another port when it restarts). `locate` raises, with the reason as
+    its message, when there is nothing to probe; the check then fails with that reason."""
+
+    async def check() -> tuple[bool, str]:
+        try:
+            url = locate()
+        except Exception as e:
+            return False, str(e)
+        return await probe(url, timeout)
+
+    return check

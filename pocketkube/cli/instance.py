@@ -36,6 +36,9 @@ class Options:
     app: str = DEFAULT_APP
     # Simulated nodes run in-process beside the control plane (0: none).
     simulated_nodes: int = 0
+    # Components (controllers, scheduler, simulated nodes) in the API server's process rather
+    # than in a second one (pocketkube/cli/compose.py).
+    components_in_process: bool = False
 
 
 class Instance:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -83,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=count,
         metavar="N",
         help="also run N simulated nodes in-process (default 0, remembered)",
+    )
+    serving.add_argument(
+        "--components-in-process",
+        action=argparse.BooleanOptionalAction,
+        help="run the controllers, scheduler and simulated nodes in the API server's process "
+        "instead of a second one (default: a second process, remembered)",
     )
     # The control plane entry point (module:function or file.py:function), for testing.
     serving.add_argument("--app", help=argparse.SUPPRESS)
@@ -172,10 +179,15 @@ def main(argv: list[str] | None = None) -> int:
             "log_level": args.log_level,
             "app": _absolute_app(args.app),
             "simulated_nodes": args.simulated_nodes,
+            "components_in_process": args.components_in_process,
         }
         options = instance.options(given)
         if args.command == "server":
             _configure_logging(options.log_level)
+            if options.components_in_process:
+                from pocketkube.cli.compose import IN_PROCESS_ENV
+
+                os.environ[IN_PROCESS_ENV] = "1"
             return run_server(instance, options)
         _configure_logging("warning")
         return lifecycle.start(instance, options, out, err, args.wait_timeout)
