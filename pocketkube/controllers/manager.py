@@ -8,6 +8,8 @@ import logging
 
 from pocketkube.components import ComponentContext
 from pocketkube.controllers.base import Controller, InformerFactory
+from pocketkube.controllers.endpoints import EndpointsController
+from pocketkube.controllers.endpointslice import EndpointSliceController
 from pocketkube.controllers.namespace import NamespaceController
 from pocketkube.controllers.serviceaccounts import ServiceAccountsController
 
@@ -17,6 +19,8 @@ log = logging.getLogger("pocketkube.controllers")
 def build(ctx: ComponentContext, informers: InformerFactory) -> list[Controller]:
     return [
         NamespaceController(ctx.client, informers),
+        EndpointsController(ctx.client, informers),
+        EndpointSliceController(ctx.client, informers),
         ServiceAccountsController(ctx.client, informers, ctx.config.pki_dir / "ca.crt"),
     ]
 
