@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pocketkube.registry.admission import default_toleration_seconds
 from pocketkube.registry.strategy import Context, Obj, Strategy
 
 DEFAULT_GRACE = 30
@@ -44,6 +45,7 @@ class PodStrategy(Strategy):
         if not spec.get("serviceAccountName"):
             spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
         spec["serviceAccount"] = spec["serviceAccountName"]
+        default_toleration_seconds(obj)
 
     def prepare_for_update(self, new: Obj, old: Obj, ctx: Context) -> None:
         super().prepare_for_update(new, old, ctx)
