@@ -185,13 +185,15 @@ def test_named_target_port_resolves_per_pod(k: Kubectl) -> None:
         k, pod("v1", {"app": "api"}, [{"name": "http", "containerPort": 8080}]),
         pod("v2", {"app": "api"}, [{"name": "http", "containerPort": 9090}]),
         pod("bare", {"app": "api"}))
-    k.create(service("api", {"app": "api"}, [{"name": "web", "port": 80,
-                                              "targetPort": "http"}]))
+    k("expose", "pod", "v1", "--name=api", "--port=80", "--target-port=http",
+      "--selector=app=api")
+    assert k.json("service", "api")["spec"]["ports"][0]["targetPort"] == "http"
     want = {ips["v1"]: {8080}, ips["v2"]: {9090}}
     ep = eventually(lambda: (e := endpoints(k, "api")) and addresses(e) == want and e)
     # The pod without an `http` port serves nothing: it is in no subset.
     assert len(ep["subsets"]) == 2
-    assert all(s["ports"][0]["name"] == "web" for s in ep["subsets"])
+    assert all(s["ports"] == [{"port": s["ports"][0]["port"], "protocol": "TCP"}]
+               for s in ep["subsets"])
     # Slices group endpoints by resolved ports: 8080, 9090 and none.
     got = eventually(lambda: len(slices(k, "api")) == 3 and slices(k, "api"))
     ports = sorted(tuple(p["port"] for p in s.get("ports") or []) for s in got)
