@@ -8,10 +8,12 @@ import logging
 
 from pocketkube.components import ComponentContext
 from pocketkube.controllers.base import Controller, InformerFactory
+from pocketkube.controllers.daemonset import DaemonSetController
 from pocketkube.controllers.endpoints import EndpointsController
 from pocketkube.controllers.endpointslice import EndpointSliceController
 from pocketkube.controllers.namespace import NamespaceController
 from pocketkube.controllers.serviceaccounts import ServiceAccountsController
+from pocketkube.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger("pocketkube.controllers")
 
@@ -22,6 +24,8 @@ def build(ctx: ComponentContext, informers: InformerFactory) -> list[Controller]
         EndpointsController(ctx.client, informers),
         EndpointSliceController(ctx.client, informers),
         ServiceAccountsController(ctx.client, informers, ctx.config.pki_dir / "ca.crt"),
+        StatefulSetController(ctx.client, informers),
+        DaemonSetController(ctx.client, informers),
     ]
 
 
