@@ -9,9 +9,14 @@ import logging
 from pocketkube.components import ComponentContext
 from pocketkube.controllers.base import Controller, InformerFactory
 from pocketkube.controllers.daemonset import DaemonSetController
+from pocketkube.controllers.deployment import DeploymentController
 from pocketkube.controllers.endpoints import EndpointsController
 from pocketkube.controllers.endpointslice import EndpointSliceController
 from pocketkube.controllers.namespace import NamespaceController
+from pocketkube.controllers.replicaset import (
+    ReplicaSetController,
+    ReplicationControllerController,
+)
 from pocketkube.controllers.serviceaccounts import ServiceAccountsController
 from pocketkube.controllers.statefulset import StatefulSetController
 
@@ -26,6 +31,9 @@ def build(ctx: ComponentContext, informers: InformerFactory) -> list[Controller]
         ServiceAccountsController(ctx.client, informers, ctx.config.pki_dir / "ca.crt"),
         StatefulSetController(ctx.client, informers),
         DaemonSetController(ctx.client, informers),
+        ReplicaSetController(ctx.client, informers),
+        ReplicationControllerController(ctx.client, informers),
+        DeploymentController(ctx.client, informers),
     ]
 
 
