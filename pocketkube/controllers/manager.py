@@ -4,20 +4,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
+from pocketkube.client.leaderelection import LeaderElector, default_identity
 from pocketkube.components import ComponentContext
 from pocketkube.controllers.base import Controller, InformerFactory
 from pocketkube.controllers.daemonset import DaemonSetController
 from pocketkube.controllers.deployment import DeploymentController
 from pocketkube.controllers.endpoints import EndpointsController
 from pocketkube.controllers.endpointslice import EndpointSliceController
+from pocketkube.controllers.garbagecollector import GarbageCollector
 from pocketkube.controllers.namespace import NamespaceController
+from pocketkube.controllers.nodeipam import NodeIpamController
+from pocketkube.controllers.nodelifecycle import NodeLifecycleController
+from pocketkube.controllers.podgc import PodGCController
 from pocketkube.controllers.replicaset import (
     ReplicaSetController,
     ReplicationControllerController,
 )
 from pocketkube.controllers.serviceaccounts import ServiceAccountsController
+from pocketkube.controllers.taintmanager import TaintEvictionController
 from pocketkube.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger("pocketkube.controllers")
@@ -29,6 +36,11 @@ def build(ctx: ComponentContext, informers: InformerFactory) -> list[Controller]
         EndpointsController(ctx.client, informers),
         EndpointSliceController(ctx.client, informers),
         ServiceAccountsController(ctx.client, informers, ctx.config.pki_dir / "ca.crt"),
+        GarbageCollector(ctx.client, informers),
+        NodeLifecycleController(ctx.client, informers, **ctx.options.get("nodelifecycle", {})),
+        TaintEvictionController(ctx.client, informers),
+        NodeIpamController(ctx.client, informers, ctx.config.cluster_cidr),
+        PodGCController(ctx.client, informers, **ctx.options.get("podgc", {})),
         StatefulSetController(ctx.client, informers),
         DaemonSetController(ctx.client, informers),
         ReplicaSetController(ctx.client, informers),
@@ -38,6 +50,21 @@ def build(ctx: ComponentContext, informers: InformerFactory) -> list[Controller]
 
 
 async def run(ctx: ComponentContext) -> None:
+    """Lead through the kube-system/kube-controller-manager Lease, then run every controller
+    until leadership is lost; that raises, so the supervisor starts a new candidate.
+    ctx.options["leader_election"] may set identity, lease_duration, renew_deadline and
+    retry_period."""
+    le = dict(ctx.options.get("leader_election") or {})
+    elector = LeaderElector(ctx.client, "kube-controller-manager", "kube-system",
+                            identity=le.pop("identity", None) or default_identity(), **le)
+    async with elector.leading() as lost:
+        log.info("%s leads; starting controllers", elector.identity)
+        await _run_controllers(ctx, lost)
+    if lost.is_set():
+        raise RuntimeError("controller manager lost its leader lease")
+
+
+async def _run_controllers(ctx: ComponentContext, lost: asyncio.Event) -> None:
     informers = InformerFactory(ctx.client)
     controllers = build(ctx, informers)
     informers.start()
@@ -49,7 +76,16 @@ async def run(ctx: ComponentContext) -> None:
             return True, "ok"
 
         ctx.health = health
-        await asyncio.gather(*(c.run() for c in controllers))
+        work = asyncio.ensure_future(asyncio.gather(*(c.run() for c in controllers)))
+        stop = asyncio.ensure_future(lost.wait())
+        try:
+            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not work.done():
+                work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
     finally:
         for c in controllers:
             await c.queue.shutdown()
