@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from pocketkube.registry.admission import default_toleration_seconds
+from pocketkube.registry.priority import admit_priority
 from pocketkube.registry.strategy import Context, Obj, Strategy
 
 DEFAULT_GRACE = 30
@@ -59,6 +60,10 @@ class PodStrategy(Strategy):
         # The node agent reports the node it runs on; nominatedNodeName comes from the
         # scheduler. Neither may move the pod's spec.
         return out
+
+    async def admit(self, obj: Obj, old: Obj | None, ctx: Context) -> None:
+        if old is None:
+            await admit_priority(self.registry, obj)
 
     def grace_period(self, obj: Obj, options: Obj) -> int:
         spec = obj.get("spec") or {}

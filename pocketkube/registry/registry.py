@@ -11,6 +11,7 @@ from pocketkube.api import errors
 from pocketkube.api.resources import TABLE, Resource, ResourceTable
 from pocketkube.registry.codec import decode
 from pocketkube.registry.converting import ConvertingStore
+from pocketkube.registry.priority import system_classes
 from pocketkube.registry.store import Store
 from pocketkube.registry.strategy import Context, Strategy
 from pocketkube.storage.cacher import WatchCache
@@ -113,6 +114,8 @@ class Registry:
                "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
                "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
         await self.upsert(self.store("discovery.k8s.io", "endpointslices"), "default", eps, ctx)
+        for pc in system_classes():
+            await self.ensure(self.store("scheduling.k8s.io", "priorityclasses"), None, pc, ctx)
 
     async def upsert(self, store: Store, ns: str | None, obj: dict[str, Any],
                      ctx: Context) -> None:
