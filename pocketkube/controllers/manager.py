@@ -10,11 +10,13 @@ import logging
 from pocketkube.client.leaderelection import LeaderElector, default_identity
 from pocketkube.components import ComponentContext
 from pocketkube.controllers.base import Controller, InformerFactory
+from pocketkube.controllers.cronjob import CronJobController
 from pocketkube.controllers.daemonset import DaemonSetController
 from pocketkube.controllers.deployment import DeploymentController
 from pocketkube.controllers.endpoints import EndpointsController
 from pocketkube.controllers.endpointslice import EndpointSliceController
 from pocketkube.controllers.garbagecollector import GarbageCollector
+from pocketkube.controllers.job import JobController
 from pocketkube.controllers.namespace import NamespaceController
 from pocketkube.controllers.nodeipam import NodeIpamController
 from pocketkube.controllers.nodelifecycle import NodeLifecycleController
@@ -24,8 +26,9 @@ from pocketkube.controllers.replicaset import (
     ReplicationControllerController,
 )
 from pocketkube.controllers.serviceaccounts import ServiceAccountsController
-from pocketkube.controllers.taintmanager import TaintEvictionController
 from pocketkube.controllers.statefulset import StatefulSetController
+from pocketkube.controllers.taintmanager import TaintEvictionController
+from pocketkube.controllers.ttlafterfinished import TTLAfterFinishedController
 
 log = logging.getLogger("pocketkube.controllers")
 
@@ -46,6 +49,9 @@ def build(ctx: ComponentContext, informers: InformerFactory) -> list[Controller]
         ReplicaSetController(ctx.client, informers),
         ReplicationControllerController(ctx.client, informers),
         DeploymentController(ctx.client, informers),
+        JobController(ctx.client, informers),
+        CronJobController(ctx.client, informers),
+        TTLAfterFinishedController(ctx.client, informers),
     ]
 
 
