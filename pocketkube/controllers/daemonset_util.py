@@ -37,11 +37,18 @@ def daemon_tolerations(host_network: bool) -> list[Obj]:
     return [{"key": k, "operator": "Exists", "effect": e} for k, e in tols]
 
 
+def with_daemon_tolerations(tolerations: list[Obj], host_network: bool) -> list[Obj]:
+    """`tolerations` plus the daemon ones it lacks (AddOrUpdateTolerationInPodSpec)."""
+    out = list(tolerations)
+    for tol in daemon_tolerations(host_network):
+        if not any(_same_toleration(t, tol) for t in out):
+            out.append(tol)
+    return out
+
+
 def add_daemon_tolerations(spec: Obj) -> None:
-    have = spec.setdefault("tolerations", [])
-    for tol in daemon_tolerations(bool(spec.get("hostNetwork"))):
-        if not any(_same_toleration(t, tol) for t in have):
-            have.append(tol)
+    spec["tolerations"] = with_daemon_tolerations(spec.get("tolerations") or [],
+                                                  bool(spec.get("hostNetwork")))
 
 
 def _same_toleration(a: Obj, b: Obj) -> bool:
@@ -115,15 +122,16 @@ def fits_node_affinity(pod_spec: Obj, node: Obj) -> bool:
 
 def should_run(node: Obj, ds: Obj) -> tuple[bool, bool]:
     """(should run a daemon pod here, should keep one already running) — NodeShouldRunDaemonPod."""
-    spec = copy.deepcopy(ds["spec"]["template"].get("spec") or {})
+    spec = ds["spec"]["template"].get("spec") or {}
     name = node["metadata"]["name"]
     if spec.get("nodeName") not in (None, "", name):
         return False, False
-    add_daemon_tolerations(spec)
     if not fits_node_affinity(spec, node):
         return False, False
     taints = (node.get("spec") or {}).get("taints") or []
-    tols = spec.get("tolerations") or []
+    if not taints:
+        return True, True
+    tols = with_daemon_tolerations(spec.get("tolerations") or [], bool(spec.get("hostNetwork")))
     if untolerated_taint(taints, tols, ("NoSchedule", "NoExecute")) is not None:
         return False, untolerated_taint(taints, tols, ("NoExecute",)) is None
     return True, True
