@@ -96,6 +96,8 @@ class GarbageCollector(Controller):
         r = self.resources.get(uid)
         if node is None or r is None:
             return
+        if verb == "delete" and self._settled(node):
+            return
         latest = await self._latest(r, node)
         if latest is None:
             self.resources.pop(uid, None)
@@ -105,6 +107,17 @@ class GarbageCollector(Controller):
             await self._orphan(r, node, latest)
         else:
             await self._attempt_to_delete(r, node, latest)
+
+    def _settled(self, node: GNode) -> bool:
+        """Whether the graph alone shows there is nothing to do (every owner is there and
+        none is deleted in the foreground), so the common case costs no API read."""
+        if node.deleting:
+            return not node.deleting_dependents
+        for ref in node.owners:
+            owner = self.graph.observed(ref["uid"])
+            if owner is None or owner.deleting_dependents:
+                return False
+        return True
 
     async def _latest(self, r: Resource, node: GNode) -> Obj | None:
         try:

@@ -152,10 +152,34 @@ class NodeLifecycleController(Controller):
         await asyncio.gather(super().run(), self._monitor())
 
     async def _monitor(self) -> None:
+        """Every period, queue the nodes whose grace period ran out (node, pod and taint
+        changes queue themselves as they happen)."""
         while True:
             await self.clock.sleep(self.monitor_period)
+            now = self.clock.now()
             for node in self.nodes.list():
-                self.enqueue(node)
+                if self._overdue(node, self._observe(node, now), now):
+                    self.enqueue(node)
+
+    def _observe(self, node: Obj, now: float) -> Health:
+        """The node's health record, its probe time moved if the kubelet was heard from."""
+        name = node["metadata"]["name"]
+        heartbeat = (condition(node, "Ready") or {}).get("lastHeartbeatTime")
+        lease = self.leases.get(f"{LEASE_NAMESPACE}/{name}")
+        renew = ((lease or {}).get("spec") or {}).get("renewTime")
+        h = self.health.get(name)
+        if h is None:
+            # First sight: a full grace period from now, as after a controller restart.
+            h = self.health[name] = Health(now, heartbeat, renew, ready_status(node))
+        if heartbeat != h.heartbeat or renew != h.renew:
+            h.probe, h.heartbeat, h.renew = now, heartbeat, renew
+        return h
+
+    def _overdue(self, node: Obj, h: Health, now: float) -> bool:
+        grace = self.grace_period if condition(node, "Ready") is not None \
+            else self.startup_grace_period
+        return now >= h.probe + grace and any(
+            (condition(node, t) or {}).get("status") != "Unknown" for t in MONITORED_CONDITIONS)
 
     # -- sync -----------------------------------------------------------------------------------
     async def sync(self, key: str) -> None:
@@ -164,18 +188,8 @@ class NodeLifecycleController(Controller):
             self.health.pop(key, None)
             return
         now = self.clock.now()
-        ready_cond = condition(node, "Ready")
-        heartbeat = (ready_cond or {}).get("lastHeartbeatTime")
-        lease = self.leases.get(f"{LEASE_NAMESPACE}/{key}")
-        renew = ((lease or {}).get("spec") or {}).get("renewTime")
-        h = self.health.get(key)
-        if h is None:
-            # First sight: a full grace period from now, as after a controller restart.
-            h = self.health[key] = Health(now, heartbeat, renew, ready_status(node))
-        if heartbeat != h.heartbeat or renew != h.renew:
-            h.probe, h.heartbeat, h.renew = now, heartbeat, renew
-        grace = self.grace_period if ready_cond is not None else self.startup_grace_period
-        if now >= h.probe + grace:
+        h = self._observe(node, now)
+        if self._overdue(node, h, now):
             conds = unknown_conditions(node, wall_now())
             if conds is not None:
                 self.log.info("node %s: no status for %.0fs, Ready is now Unknown", key,
