@@ -77,6 +77,8 @@ class GarbageCollector(Controller):
     def _observe(self, r: Resource, obj: Obj, old: Obj | None = None) -> None:
         if old is not None and _same_for_gc(old, obj):
             return
+        if old is not None and old["metadata"].get("uid") != obj["metadata"].get("uid"):
+            self._forget(old)  # replaced while the watch was down: the old one is gone
         self.resources[obj["metadata"].get("uid", "")] = r
         obj = {**obj, "apiVersion": r.group_version, "kind": r.kind}
         self._act(self.graph.observe(obj))

@@ -146,6 +146,36 @@ def test_foreground_deletion_deletes_dependents_before_the_owner(k: Kubectl) -> 
     assert "worker" not in names(k, "pods")
 
 
+def deployment(k: Kubectl, name: str) -> tuple[set[str], set[str]]:
+    """A Deployment of two pods, rolled out: (its ReplicaSets, its pods)."""
+    k("create", "deployment", name, "--image=nginx:1.27", "--replicas=2")
+    k("rollout", "status", f"deployment/{name}", f"--timeout={TIMEOUT:.0f}s")
+    rs = names(k, "replicasets")
+
+    def two_pods() -> set[str] | None:
+        pods = names(k, "pods")
+        return pods if len(pods) == 2 else None
+
+    pods = eventually(two_pods)
+    assert len(rs) == 1
+    return rs, pods
+
+
+def test_deleting_a_deployment_removes_its_replicasets_and_pods(k: Kubectl) -> None:
+    rs, pods = deployment(k, "web")
+    k("delete", "deployment", "web")
+    k("wait", "--for=delete", *(f"replicaset/{r}" for r in rs), *(f"pod/{p}" for p in pods),
+      f"--timeout={TIMEOUT:.0f}s")
+
+
+def test_orphaning_a_deployment_keeps_its_replicaset_and_pods(k: Kubectl) -> None:
+    rs, pods = deployment(k, "web")
+    k("delete", "deployment", "web", "--cascade=orphan", f"--timeout={TIMEOUT:.0f}s")
+    assert names(k, "replicasets") == rs
+    assert k("get", "replicaset", *rs, "-o", "jsonpath={.metadata.ownerReferences}").stdout == ""
+    assert names(k, "pods") == pods
+
+
 # -- node IPAM, leader election, admission ------------------------------------------------------
 def test_nodes_get_distinct_pod_cidrs(cluster: Cluster) -> None:
     def cidrs() -> list[str]:

@@ -154,3 +154,16 @@ async def test_updates_that_do_not_touch_ownership_queue_nothing(env):
     await drain(gc)
     await api.patch(PODS, "p", {"status": {"phase": "Running"}}, "ns")
     assert len(gc.queue) == 0
+
+
+async def test_an_owner_replaced_while_the_watch_was_down_releases_its_dependents(env):
+    api, gc = env
+    old = await make(api, CM, "owner")
+    await make(api, CM, "dep", old)
+    await drain(gc)
+    # A relist shows the same name with a new uid: to the informer, an update.
+    del api.objects[("configmaps", "ns", "owner")]
+    await make(api, CM, "owner")
+    await drain(gc)
+    assert api.find(CM, "dep", "ns") is None
+    assert gc.graph.observed(old["metadata"]["uid"]) is None
