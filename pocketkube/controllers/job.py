@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pocketkube.api.errors import StatusError
 from pocketkube.client.events import EventRecorder
 from pocketkube.client.rest import resource
 from pocketkube.controllers import job_status as js
@@ -79,7 +80,12 @@ class JobController(JobPods, Controller):
             self.event(shared, "Warning", "UnknownCompletionMode",
                        "Skipped Job sync because completion mode is unknown")
             return
-        await self._sync_job(key, copy.deepcopy(shared))
+        try:
+            await self._sync_job(key, copy.deepcopy(shared))
+        except StatusError as e:
+            if e.code != 404 or e.details is None or e.details.get("kind") != "jobs":
+                raise
+            self.log.info("job %s is gone", key)  # its delete event releases the pods
 
     async def _sync_job(self, key: str, job: Obj) -> None:
         spec = job["spec"]

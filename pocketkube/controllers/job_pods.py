@@ -17,6 +17,7 @@ from pocketkube.controllers import job_status as js
 from pocketkube.controllers import job_util as u
 
 PODS = resource("", "pods")
+SYNC_BATCH_PERIOD = 1.0
 EXPECTATIONS_TIMEOUT = 300.0  # kube's ExpectationsTimeout: stop waiting for a lost event
 Obj = dict[str, Any]
 REMOVE_FINALIZER = {"metadata": {"$deleteFromPrimitiveList/finalizers": [u.TRACKING_FINALIZER]}}
@@ -70,6 +71,7 @@ class JobPods:
     expectations: Expectations
     rm_expected: dict[str, set[str]]
     backoff: dict[str, u.BackoffRecord]
+    timers: Any
     event: Any  # event(job, type, reason, message), from JobController
 
     def watch_pods(self) -> None:
@@ -90,6 +92,11 @@ class JobPods:
         return key, job
 
     # -- informer handlers -------------------------------------------------------------------
+    def batched(self, key: str) -> None:
+        """Sync after pod events settle (kube's syncJobBatchPeriod): one sync for a burst of
+        pod changes, and by then the cache holds the job's own latest status write."""
+        self.timers.add_after(key, SYNC_BATCH_PERIOD)
+
     def _maybe_orphan(self, pod: Obj, job: Obj | None) -> None:
         if u.has_finalizer(pod) and (job is None or u.is_finished(job)):
             self.queue.add(self.ORPHAN + key_of(pod))
@@ -108,7 +115,7 @@ class JobPods:
                 self.expectations.observe(key, dels=1)
             else:
                 self.expectations.observe(key, adds=1)
-            self.queue.add(key)
+            self.batched(key)
         self._maybe_orphan(pod, job)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
@@ -123,10 +130,10 @@ class JobPods:
                 self.expectations.observe(key, dels=1)
             if not u.has_finalizer(new):
                 self._rm_observed(key, uid)
-            self.queue.add(key)
+            self.batched(key)
         if old_key is not None and old_key != key:
             self._rm_observed(old_key, uid)
-            self.queue.add(old_key)
+            self.batched(old_key)
         self._maybe_orphan(new, job)
 
     def _pod_deleted(self, pod: Obj) -> None:
@@ -136,7 +143,7 @@ class JobPods:
         if not pod["metadata"].get("deletionTimestamp"):
             self.expectations.observe(key, dels=1)
         self._rm_observed(key, pod["metadata"].get("uid", ""))
-        self.queue.add(key)
+        self.batched(key)
 
     def job_deleted(self, job: Obj) -> None:
         key = key_of(job)

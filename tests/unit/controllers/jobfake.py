@@ -161,7 +161,12 @@ class Harness:
             inf._replace(self.api.of(plural))
 
     async def sync(self, key: str) -> None:
+        """Settle the informers and sync `key` now (standing in for the delayed syncs the
+        informer events asked for, which are dropped)."""
         self.settle()
+        timers = getattr(self.ctrl, "timers", None)
+        if timers is not None:
+            await timers.cancel()
         await self.ctrl.sync(key)
 
     def queued(self) -> set[str]:
