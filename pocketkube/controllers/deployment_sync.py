@@ -80,7 +80,10 @@ class DeploymentSync:
             min_ready = d["spec"].get("minReadySeconds", 0) or 0
             if changed or (rs["spec"].get("minReadySeconds", 0) or 0) != min_ready:
                 rs["spec"]["minReadySeconds"] = min_ready
-                return await self.client.update(REPLICASETS, rs)
+                updated = await self.client.update(REPLICASETS, rs)
+                # Later steps of this sync see the write, not the cache's older copy.
+                rs_list[rs_list.index(existing)] = updated
+                return updated
             needs = self.set_revision(d, ann.get(du.REVISION, ""))
             status = d.setdefault("status", {})
             if du.has_progress_deadline(d) and ds.get_condition(status, "Progressing") is None:

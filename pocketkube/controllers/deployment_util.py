@@ -1,22 +1,26 @@
-"""Pure functions of the Deployment controller (kube's `pkg/controller/deployment/util` and
-`ComputeHash` from `pkg/controller/controller_utils.go`): the pod-template hash that names a
-Deployment's ReplicaSets, the surge/unavailability arithmetic of a rolling update, revision
-bookkeeping in ReplicaSet annotations, and which ReplicaSet is new and which are old.
+"""Pure functions of the Deployment controller (kube's `pkg/controller/deployment/util`): the
+surge/unavailability arithmetic of a rolling update, revision bookkeeping in ReplicaSet
+annotations, which ReplicaSet is new and which are old, and proportional scaling. The
+pod-template hash lives in deployment_hash.py and is re-exported here.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
-import orjson
-
+from pocketkube.controllers.deployment_hash import (  # noqa: F401 - part of this module's API
+    HASH_LABEL,
+    compute_hash,
+    equal_ignore_hash,
+    fnv32a,
+    safe_encode,
+    without_hash,
+)
 from pocketkube.controllers.replicaset_util import parse_time
 
 Obj = dict[str, Any]
 
-HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
@@ -29,62 +33,6 @@ MAX_INT32 = 2**31 - 1
 SKIP_ANNOTATIONS = frozenset({LAST_APPLIED, REVISION, REVISION_HISTORY, DESIRED_REPLICAS,
                               MAX_REPLICAS, ROLLBACK_TO})
 
-_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery rand: no vowels, no 0/1/3
-
-
-# -- hashing and templates -----------------------------------------------------------------------
-def safe_encode(s: str) -> str:
-    """rand.SafeEncodeString: map every character onto letters that spell no words."""
-    return "".join(_ALPHANUMS[ord(c) % len(_ALPHANUMS)] for c in s)
-
-
-def _canonical(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _canonical(x) for k, x in v.items() if x is not None}
-    if isinstance(v, list):
-        return [_canonical(x) for x in v]
-    return v
-
-
-def _normalized(template: Obj | None) -> Obj:
-    t = _canonical(template or {})
-    meta = t.get("metadata")
-    if isinstance(meta, dict):
-        for f in ("labels", "annotations"):
-            if f in meta and not meta[f]:
-                del meta[f]
-        if not meta:
-            del t["metadata"]
-    return t
-
-
-def fnv32a(data: bytes) -> int:
-    h = 0x811C9DC5
-    for b in data:
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
-def compute_hash(template: Obj | None, collision_count: int | None = None) -> str:
-    """The pod-template-hash: FNV-32a over the template (canonical JSON: sorted keys, no nulls),
-    then the collision count as 8 little-endian bytes, rendered with safe_encode."""
-    data = orjson.dumps(_normalized(template), option=orjson.OPT_SORT_KEYS)
-    if collision_count is not None:
-        data += (collision_count & 0xFFFFFFFF).to_bytes(4, "little") + b"\0\0\0\0"
-    return safe_encode(str(fnv32a(data)))
-
-
-def without_hash(template: Obj | None) -> Obj:
-    t = copy.deepcopy(template or {})
-    labels = (t.get("metadata") or {}).get("labels")
-    if labels:
-        labels.pop(HASH_LABEL, None)
-    return _normalized(t)
-
-
-def equal_ignore_hash(a: Obj | None, b: Obj | None) -> bool:
-    """Two pod templates are the same apart from the pod-template-hash label."""
-    return without_hash(a) == without_hash(b)
 
 
 # -- counts and fenceposts -----------------------------------------------------------------------

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pocketkube.api.errors import StatusError
-from pocketkube.api.resources import Resource
-from pocketkube.api.selectors import LabelSelector, selector_from_label_selector
 from pocketkube.client.events import EventRecorder
 from pocketkube.client.informer import key_of
-from pocketkube.client.rest import resource
 from pocketkube.controllers import podcontrol as pc
 from pocketkube.controllers.base import Controller, InformerFactory
 from pocketkube.controllers.replicaset_util import (
+    REPLICASET,
+    REPLICATION_CONTROLLER,
+    SetKind,
     calculate_status,
     is_pod_active,
     is_pod_ready,
@@ -35,26 +34,6 @@ from pocketkube.controllers.replicaset_util import (
 
 Obj = dict[str, Any]
 BURST_REPLICAS = 500  # kube's --replicaset-burst-replicas default
-
-
-@dataclass(frozen=True)
-class SetKind:
-    resource: Resource
-    api_version: str
-    kind: str
-    component: str
-    # the pod selector of a set of this kind
-    selector: Callable[[Obj], LabelSelector]
-
-
-REPLICASET = SetKind(resource("apps", "replicasets"), "apps/v1", "ReplicaSet",
-                     "replicaset-controller",
-                     lambda o: selector_from_label_selector((o.get("spec") or {}).get("selector")))
-REPLICATION_CONTROLLER = SetKind(
-    resource("", "replicationcontrollers"), "v1", "ReplicationController",
-    "replication-controller",
-    lambda o: selector_from_label_selector(
-        {"matchLabels": (o.get("spec") or {}).get("selector") or {}}))
 
 
 def _pod_key(pod: Obj) -> str:

@@ -8,12 +8,38 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pocketkube.api.selectors import LabelSelector
+from pocketkube.api.resources import Resource
+from pocketkube.api.selectors import LabelSelector, selector_from_label_selector
+from pocketkube.client.rest import resource
 
 Obj = dict[str, Any]
+
+@dataclass(frozen=True)
+class SetKind:
+    """What differs between ReplicaSets and ReplicationControllers."""
+
+    resource: Resource
+    api_version: str
+    kind: str
+    component: str
+    # the pod selector of a set of this kind
+    selector: Callable[[Obj], LabelSelector]
+
+
+REPLICASET = SetKind(resource("apps", "replicasets"), "apps/v1", "ReplicaSet",
+                     "replicaset-controller",
+                     lambda o: selector_from_label_selector((o.get("spec") or {}).get("selector")))
+REPLICATION_CONTROLLER = SetKind(
+    resource("", "replicationcontrollers"), "v1", "ReplicationController",
+    "replication-controller",
+    lambda o: selector_from_label_selector(
+        {"matchLabels": (o.get("spec") or {}).get("selector") or {}}))
+
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 _PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
