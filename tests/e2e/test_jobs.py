@@ -122,6 +122,12 @@ def test_failing_job_stops_at_backoff_limit(k: Kubectl) -> None:
         in evs
 
 
+def test_finished_job_is_deleted_after_its_ttl(k: Kubectl) -> None:
+    k.create(job_manifest("short", ttlSecondsAfterFinished=2))
+    k("wait", "--for=delete", "job/short", "--timeout=60s")
+    eventually(lambda: not job_pods(k, "short"))
+
+
 def test_kubectl_create_job(k: Kubectl) -> None:
     out = k("create", "job", "x", "--image=busybox").stdout
     assert out.strip() == "job.batch/x created"

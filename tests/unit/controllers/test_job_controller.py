@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pocketkube.api.errors import StatusError
 from pocketkube.client.rest import resource
 from pocketkube.controllers.job import JobController
 from tests.unit.controllers.jobfake import Harness
@@ -143,8 +144,7 @@ async def test_uncounted_pods_are_recorded_before_finalizers_go(h: Harness) -> N
     await h.sync(key)
     (pod,) = pods(h)
     set_pod(h, pod, "Succeeded", exit_code=0)
-    h.api.fail["patch"] = __import__("pocketkube.api.errors", fromlist=["x"]).StatusError(
-        500, "InternalError", "etcd is sad")
+    h.api.fail["patch"] = StatusError(500, "InternalError", "etcd is sad")
     with pytest.raises(Exception, match="etcd is sad"):
         await h.sync(key)
     status = job_of(h)["status"]
