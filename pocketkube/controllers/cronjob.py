@@ -9,7 +9,6 @@ injected clock. Schedule arithmetic lives in cron.py.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -23,11 +22,15 @@ from pocketkube.client.rest import resource
 from pocketkube.controllers import cron
 from pocketkube.controllers.base import Controller, InformerFactory
 from pocketkube.controllers.cronjob_util import (
+    drop_active,
     finished_type,
     format_schedule,
+    go_quote,
     job_from_template,
     job_name,
     job_reference,
+    namespace_terminating,
+    owner_key,
     parse_meta_time,
 )
 from pocketkube.controllers.job_clock import Timers, WallClock, format_time
@@ -36,17 +39,6 @@ CRONJOBS = resource("batch", "cronjobs")
 JOBS = resource("batch", "jobs")
 OWNER_INDEX = "cronjob-controller-owner"
 Obj = dict[str, Any]
-
-
-def _owner_key(job: Obj) -> list[str]:
-    for ref in job["metadata"].get("ownerReferences") or []:
-        if ref.get("controller") and ref.get("kind") == "CronJob":
-            return [f"{job['metadata'].get('namespace')}/{ref.get('name')}"]
-    return []
-
-
-def _go_quote(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)
 
 
 class CronJobController(Controller):
@@ -62,7 +54,7 @@ class CronJobController(Controller):
         self.timers = Timers(self.clock, self.queue)
         self.cronjobs = informers.informer(CRONJOBS)
         self.jobs = informers.informer(JOBS)
-        self.jobs.add_index(OWNER_INDEX, _owner_key)
+        self.jobs.add_index(OWNER_INDEX, owner_key)
         self.cronjobs.on(add=self.enqueue, update=self._cronjob_updated, delete=self.enqueue)
         self.jobs.on(add=self._job_changed, update=self._job_updated, delete=self._job_changed)
 
@@ -78,7 +70,7 @@ class CronJobController(Controller):
 
     # -- handlers ----------------------------------------------------------------------------
     def _job_changed(self, job: Obj) -> None:
-        for key in _owner_key(job):
+        for key in owner_key(job):
             cj = self.cronjobs.get(key)
             ref = next(r for r in job["metadata"]["ownerReferences"] if r.get("controller"))
             if cj is not None and cj["metadata"].get("uid") == ref.get("uid"):
@@ -87,7 +79,7 @@ class CronJobController(Controller):
     def _job_updated(self, old: Obj, new: Obj) -> None:
         if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
             return
-        if _owner_key(old) != _owner_key(new):
+        if owner_key(old) != owner_key(new):
             self._job_changed(old)
         self._job_changed(new)
 
@@ -159,7 +151,7 @@ class CronJobController(Controller):
                 self.event(cj, "Warning", "UnexpectedJob", "Saw a job that the controller did "
                            f"not create or forgot: {j['metadata']['name']}")
             elif found and done is not None:
-                self._drop_active(cj, uid)
+                drop_active(cj, uid)
                 self.event(cj, "Normal", "SawCompletedJob",
                            f"Saw completed job: {j['metadata']['name']}, status: {done}")
                 changed = True
@@ -178,7 +170,7 @@ class CronJobController(Controller):
                 if e.code != 404:
                     raise
                 self.event(cj, "Normal", "MissingJob", f"Active job went missing: {ref.get('name')}")
-                self._drop_active(cj, ref.get("uid"))
+                drop_active(cj, ref.get("uid"))
                 changed = True
         if cj["metadata"].get("deletionTimestamp"):
             return None, changed
@@ -193,21 +185,21 @@ class CronJobController(Controller):
                 cron.load_location(tz)
             except CronError as e:
                 self.event(cj, "Warning", "UnknownTimeZone",
-                           f"invalid timeZone: {_go_quote(tz)}: {e}")
+                           f"invalid timeZone: {go_quote(tz)}: {e}")
                 return None, changed
         if spec.get("suspend") is True:
             return None, changed
         schedule = spec.get("schedule", "")
         if "TZ" in schedule:
             self.event(cj, "Warning", "UnsupportedSchedule",
-                       f"CRON_TZ or TZ used in schedule {_go_quote(schedule)} is not officially "
+                       f"CRON_TZ or TZ used in schedule {go_quote(schedule)} is not officially "
                        "supported, see https://kubernetes.io/docs/concepts/workloads/controllers/"
                        "cron-jobs/ for more details")
         try:
             sched = cron.parse_standard(format_schedule(cj))
         except CronError as e:
             self.event(cj, "Warning", "UnparseableSchedule",
-                       f"unparseable schedule: {_go_quote(schedule)} : {e}")
+                       f"unparseable schedule: {go_quote(schedule)} : {e}")
             return None, changed
         created = parse_meta_time(cj["metadata"].get("creationTimestamp")) or now
         recent = cron.most_recent_schedule_time(
@@ -263,9 +255,7 @@ class CronJobController(Controller):
             job = await self.client.create(JOBS, body, ns)
         except StatusError as e:
             if e.reason != "AlreadyExists":
-                details = e.details if isinstance(e.details, dict) else {}
-                if not any(c.get("type") == "NamespaceTerminating"
-                           for c in details.get("causes") or []):
+                if not namespace_terminating(e):
                     self.event(cj, "Warning", "FailedCreate", f"Error creating job: {e.message}")
                 raise
             job = await self.client.get(JOBS, body["metadata"]["name"], ns)
@@ -280,11 +270,6 @@ class CronJobController(Controller):
         self.event(cj, "Normal", "SuccessfulCreate", f"Created job {job['metadata']['name']}")
         return job
 
-    @staticmethod
-    def _drop_active(cj: Obj, uid: str | None) -> None:
-        cj["status"]["active"] = [r for r in cj["status"].get("active") or []
-                                  if r.get("uid") != uid]
-
     async def delete_job(self, cj: Obj, job: Obj) -> bool:
         meta = job["metadata"]
         try:
@@ -293,7 +278,7 @@ class CronJobController(Controller):
         except StatusError as e:
             self.event(cj, "Warning", "FailedDelete", f"Deleted job: {e.message}")
             return False
-        self._drop_active(cj, meta.get("uid"))
+        drop_active(cj, meta.get("uid"))
         self.event(cj, "Normal", "SuccessfulDelete", f"Deleted job {meta['name']}")
         return True
 
@@ -306,8 +291,7 @@ class CronJobController(Controller):
             if limit is None:
                 continue
             done = [j for j in jobs if finished_type(j) == kind]
-            done.sort(key=lambda j: (parse_meta_time((j.get("status") or {}).get("startTime"))
-                                     is None,
+            done.sort(key=lambda j: (not (j.get("status") or {}).get("startTime"),
                                      (j.get("status") or {}).get("startTime") or "",
                                      j["metadata"]["name"]))
             for j in done[:max(0, len(done) - limit)]:

@@ -6,9 +6,11 @@ CronJob creates for a schedule time, its deterministic name, the reference kept 
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime
 from typing import Any
 
+from pocketkube.api.errors import StatusError
 from pocketkube.controllers import cron
 from pocketkube.controllers.job_clock import parse_time
 
@@ -84,3 +86,26 @@ def job_reference(job: Obj) -> Obj:
     return {"kind": "Job", "namespace": meta.get("namespace"), "name": meta["name"],
             "uid": meta.get("uid"), "apiVersion": "batch/v1",
             "resourceVersion": meta.get("resourceVersion")}
+
+
+def owner_key(job: Obj) -> list[str]:
+    """The `namespace/name` of the CronJob controlling `job`, if any (an index function)."""
+    for ref in job["metadata"].get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "CronJob":
+            return [f"{job['metadata'].get('namespace')}/{ref.get('name')}"]
+    return []
+
+
+def go_quote(s: str) -> str:
+    """Go's %q, as kube's event messages quote schedules and zones."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+def drop_active(cj: Obj, uid: str | None) -> None:
+    cj["status"]["active"] = [r for r in cj["status"].get("active") or [] if r.get("uid") != uid]
+
+
+def namespace_terminating(e: StatusError) -> bool:
+    """A create refused because the namespace is being deleted (no event for that)."""
+    details = e.details if isinstance(e.details, dict) else {}
+    return any(c.get("type") == "NamespaceTerminating" for c in details.get("causes") or [])

@@ -30,6 +30,7 @@ from pocketkube.controllers.job_pods import Expectations, JobPods
 
 JOBS = resource("batch", "jobs")
 PODS = resource("", "pods")
+MANAGER = "kubernetes.io/job-controller"
 MAX_PER_SYNC = 500  # pod creations or deletions per sync (kube's MaxPodCreateDeletePerSync)
 Obj = dict[str, Any]
 
@@ -76,6 +77,8 @@ class JobController(JobPods, Controller):
         if shared is None or u.is_finished(shared):
             self.backoff.pop(key, None)
             return
+        if (shared.get("spec") or {}).get("managedBy") not in (None, MANAGER):
+            return  # another controller runs this job (spec.managedBy)
         if (shared.get("spec") or {}).get("completionMode") not in (None, "NonIndexed", "Indexed"):
             self.event(shared, "Warning", "UnknownCompletionMode",
                        "Skipped Job sync because completion mode is unknown")

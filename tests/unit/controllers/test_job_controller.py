@@ -339,3 +339,9 @@ async def test_status_conflict_is_raised_for_a_retry(h: Harness) -> None:
     job_of(h)["metadata"]["resourceVersion"] = "999"  # someone else wrote the job
     with pytest.raises(Exception, match="modified"):
         await h.ctrl.sync(key)
+
+
+async def test_jobs_managed_by_another_controller_are_left_alone(h: Harness) -> None:
+    key = add_job(h, managedBy="example.com/queue-controller")
+    await h.sync(key)
+    assert pods(h) == [] and job_of(h)["status"] == {}
