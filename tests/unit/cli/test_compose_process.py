@@ -17,6 +17,8 @@ import pytest
 from pocketkube.apiserver.health import Health, probe, remote_check
 from pocketkube.cli import compose
 from pocketkube.cli.components import decode_spec, encode_spec, reference, serve_health
+from pocketkube.cli.instance import Instance
+from pocketkube.cli.main import build_parser
 from pocketkube.components import ComponentContext
 from pocketkube.config import ServerConfig
 from pocketkube.simulator import component as simulator
@@ -105,6 +107,20 @@ def test_placement_keeps_unnamed_components_here(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv(compose.IN_PROCESS_ENV, "1")
     here, there = compose._placement({"a": steady, "b": local})
     assert (here, there) == ({"a": steady, "b": local}, {})
+
+
+def test_components_in_process_option_is_remembered(tmp_path: Path) -> None:
+    parser = build_parser()
+    instance = Instance(tmp_path / "c")
+    instance.mark()
+    assert parser.parse_args(["server"]).components_in_process is None
+    assert instance.options().components_in_process is False
+    given = parser.parse_args(["server", "--components-in-process"]).components_in_process
+    instance.save_options(instance.options({"components_in_process": given}))
+    assert instance.options().components_in_process is True
+    assert instance.options({"components_in_process": None}).components_in_process is True
+    off = parser.parse_args(["start", "--no-components-in-process"]).components_in_process
+    assert instance.options({"components_in_process": off}).components_in_process is False
 
 
 # --- health across processes ----------------------------------------------------------------
