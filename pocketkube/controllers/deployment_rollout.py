@@ -19,6 +19,14 @@ from pocketkube.controllers.deployment_sync import DeploymentSync
 Obj = dict[str, Any]
 
 
+def _check_down(rs: Obj, new_size: int, context: str) -> None:
+    """Scaling an old ReplicaSet down never grows it (the sync fails and is retried)."""
+    if new_size > du.replicas(rs):
+        meta = rs["metadata"]
+        raise ValueError(f"{context}got invalid request to scale down "
+                         f"{meta.get('namespace')}/{meta['name']} {du.replicas(rs)} -> {new_size}")
+
+
 class DeploymentRollout(DeploymentSync):
     queue: Any
 
@@ -75,6 +83,8 @@ class DeploymentRollout(DeploymentSync):
             if size == 0 or size == avail:
                 continue
             down = min(max_cleanup - total, size - avail)
+            # A status that still counts pods from before a scale-down is not a reason to grow.
+            _check_down(rs, size - down, "when cleaning up unhealthy replicas, ")
             _, old_rss[i] = await self.scale_rs_and_record(rs, size - down, d)
             total += down
         return old_rss, total
@@ -92,6 +102,7 @@ class DeploymentRollout(DeploymentSync):
             if du.replicas(rs) == 0:
                 continue
             down = min(du.replicas(rs), budget - total)
+            _check_down(rs, du.replicas(rs) - down, "")
             await self.scale_rs_and_record(rs, du.replicas(rs) - down, d)
             total += down
         return total

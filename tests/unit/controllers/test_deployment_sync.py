@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 from pocketkube.client.workqueue import FakeClock
 from pocketkube.controllers import deployment_status as ds
 from pocketkube.controllers import deployment_util as du
@@ -245,3 +247,22 @@ async def test_adopts_a_matching_orphan_replica_set() -> None:
     assert adopted["metadata"]["ownerReferences"][0]["uid"] == d["metadata"]["uid"]
     assert adopted["metadata"]["annotations"][du.REVISION] == "1"
     assert len(env.sets()) == 1
+
+
+async def test_stale_old_status_never_scales_an_old_replica_set_up() -> None:
+    env = Env()
+    env.api.seed("deployments", manifest(replicas=4))
+    await env.sync()
+    env.settle()
+    old, new = name_for("nginx:1", 4), name_for("nginx:2", 4)
+    env.image("nginx:2")
+    await env.sync()
+    await env.sync()
+    assert env.sizes() == {old: 3, new: 2}
+    env.settle()
+    # The old ReplicaSet's status still counts the 4 pods it had before the scale-down.
+    rs = env.sets()[old]
+    env.api.seed("replicasets", dict(rs, status=dict(rs["status"], availableReplicas=4)))
+    with pytest.raises(ValueError, match="invalid request to scale down"):
+        await env.sync()
+    assert env.sizes() == {old: 3, new: 2}
