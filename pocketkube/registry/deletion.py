@@ -40,7 +40,10 @@ async def delete(store: Store, ns: str | None, name: str, options: Obj, ctx: Con
                                       f"meta: {meta['resourceVersion']}")
         new = mark_deleting(store, cur, options)
         if new is None:
-            return await delete_now(store, key, kv, cur, ctx), True
+            try:
+                return await delete_now(store, key, kv, cur, ctx), True
+            except ConflictError:
+                continue  # changed under us (a status write): decide again on the new state
         if new is cur or ctx.dry_run:
             return new, False
         try:
@@ -95,14 +98,14 @@ def mark_deleting(store: Store, cur: Obj, options: Obj) -> Obj | None:
     return new
 
 async def delete_now(store: Store, key: str, kv: KeyValue, cur: Obj, ctx: Context) -> Obj:
+    """Delete the object at `kv`'s revision. Raises ConflictError when it changed since, for
+    the caller to decide again."""
     if ctx.dry_run:
         return cur
     try:
         rev, _prev = await store.backend.delete(key, kv.mod_revision)
     except KeyNotFoundError:
         raise store.not_found(cur["metadata"].get("name", "")) from None
-    except ConflictError:
-        raise store.conflict(cur["metadata"].get("name", "")) from None
     await store.strategy.release(cur)
     out = dict(cur)
     out["metadata"] = {**cur["metadata"], "resourceVersion": str(rev)}

@@ -204,7 +204,10 @@ class Store:
             if new is None:
                 return cur, False
             if codec.deleted_by_update(new) and not self.strategy.holds_deletion(new):
-                return await deletion.delete_now(self, key, kv, cur, ctx), False
+                try:
+                    return await deletion.delete_now(self, key, kv, cur, ctx), False
+                except ConflictError:
+                    continue
             if codec.unchanged(new, cur):
                 return cur, False  # no-op: kube skips the write and keeps the resourceVersion
             data = encode(new)
