@@ -149,18 +149,19 @@ def test_patch_types(k: Kubectl) -> None:
 
 
 def test_replace_and_stale_resource_version(k: Kubectl) -> None:
-    k.apply(deployment("web"))
-    d = k.json("deployment", "web")
-    d["spec"]["replicas"] = 2
-    assert k("replace", "-f", "-", input=json.dumps(d)).stdout == \
-        "deployment.apps/web replaced\n"
-    assert k.json("deployment", "web")["spec"]["replicas"] == 2
+    # A ConfigMap: no controller writes it, so only this test moves its resourceVersion.
+    k.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"},
+             "data": {"replicas": "1"}})
+    d = k.json("configmap", "web")
+    d["data"]["replicas"] = "2"
+    assert k("replace", "-f", "-", input=json.dumps(d)).stdout == "configmap/web replaced\n"
+    assert k.json("configmap", "web")["data"]["replicas"] == "2"
 
     # `d` still carries the resourceVersion from before the replace: now stale.
-    d["spec"]["replicas"] = 5
+    d["data"]["replicas"] = "5"
     proc = k.fails("replace", "-f", "-", input=json.dumps(d))
     assert proc.stderr == (
         'Error from server (Conflict): error when replacing "STDIN": Operation cannot be '
-        'fulfilled on deployments.apps "web": the object has been modified; please apply your '
+        'fulfilled on configmaps "web": the object has been modified; please apply your '
         'changes to the latest version and try again\n')
-    assert k.json("deployment", "web")["spec"]["replicas"] == 2
+    assert k.json("configmap", "web")["data"]["replicas"] == "2"
