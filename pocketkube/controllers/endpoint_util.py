@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pocketkube.api.podutil import is_pod_ready as pod_ready
+from pocketkube.api.podutil import ready_condition
 from pocketkube.client.informer import Informer, key_of
 
 Obj = dict[str, Any]
@@ -104,16 +106,8 @@ def pod_endpoints_changed(old: Obj, new: Obj) -> tuple[bool, bool]:
 # --- pods -----------------------------------------------------------------------------------------
 
 
-def ready_condition(pod: Obj) -> Obj | None:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c
-    return None
 
 
-def pod_ready(pod: Obj) -> bool:
-    c = ready_condition(pod)
-    return c is not None and c.get("status") == "True"
 
 
 def terminating(pod: Obj) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pocketkube.api.podutil import is_pod_available, is_pod_ready, parse_time, ready_condition
 from pocketkube.api.resources import Resource
 from pocketkube.api.selectors import LabelSelector, selector_from_label_selector
 from pocketkube.client.rest import resource
@@ -45,13 +46,6 @@ DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 _PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
-def parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def format_time(t: float) -> str:
@@ -65,26 +59,10 @@ def is_pod_active(pod: Obj) -> bool:
     return phase not in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp")
 
 
-def ready_condition(pod: Obj) -> Obj | None:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c
-    return None
 
 
-def is_pod_ready(pod: Obj) -> bool:
-    c = ready_condition(pod)
-    return c is not None and c.get("status") == "True"
 
 
-def is_pod_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
-    """Ready for at least minReadySeconds (podutil.IsPodAvailable)."""
-    if not is_pod_ready(pod):
-        return False
-    if not min_ready_seconds:
-        return True
-    since = parse_time((ready_condition(pod) or {}).get("lastTransitionTime"))
-    return since is not None and since + min_ready_seconds < now
 
 
 def _ready_time(pod: Obj) -> float | None:

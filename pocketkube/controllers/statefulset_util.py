@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 import re
 import time
-from datetime import datetime
 from typing import Any
 
+from pocketkube.api.podutil import is_pod_available as is_available
+from pocketkube.api.podutil import is_pod_ready as is_ready
 from pocketkube.client.workqueue import Clock
 from pocketkube.controllers.history import HASH_LABEL, new_controller_ref
 
@@ -37,35 +38,12 @@ class WallClock:
 
 # -- pod predicates ---------------------------------------------------------------------------------
 
-def _parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
-def ready_condition(pod: Obj) -> Obj | None:
-    for c in (pod.get("status") or {}).get("conditions") or ():
-        if c.get("type") == "Ready":
-            return c
-    return None
 
 
-def is_ready(pod: Obj) -> bool:
-    c = ready_condition(pod)
-    return c is not None and c.get("status") == "True"
 
 
-def is_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
-    """podutil.IsPodAvailable: Ready for at least minReadySeconds."""
-    if not is_ready(pod):
-        return False
-    if not min_ready_seconds:
-        return True
-    since = _parse_time((ready_condition(pod) or {}).get("lastTransitionTime"))
-    return since is not None and since + min_ready_seconds < now
 
 
 def phase(pod: Obj) -> str:

@@ -16,13 +16,14 @@ import math
 from typing import Any
 
 from pocketkube.api import errors
+from pocketkube.api.podutil import parse_time
 from pocketkube.client.informer import Informer, key_of
 from pocketkube.client.rest import ApiClient, resource
 from pocketkube.client.workqueue import Clock, WorkQueue
 from pocketkube.simulator import podstatus
 from pocketkube.simulator.addresses import PodAddresses, RangeExhausted
 from pocketkube.simulator.nodes import NodeManager, SimNode
-from pocketkube.simulator.timing import WallClock, parse_time
+from pocketkube.simulator.timing import WallClock
 
 log = logging.getLogger("pocketkube.simulator")
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from pocketkube.api.podutil import format_time
 from pocketkube.client.workqueue import Clock
 
 log = logging.getLogger("pocketkube.simulator")
@@ -42,17 +43,8 @@ class WallClock:
         return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def format_time(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 Action = Callable[[str], Awaitable[None]]
