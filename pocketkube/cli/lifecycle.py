@@ -63,6 +63,9 @@ def start(
             instance.write_pid(proc.pid)
         with steps.step("Waiting for the API server") as update:
             _wait_ready(proc, ApiClient(url, paths, timeout=2.0), wait_timeout, update)
+        with steps.step("Starting components") as update:
+            _wait_components(proc, ApiClient(url, paths, timeout=2.0), _expected(options),
+                             wait_timeout, update)
         with steps.step("Configuring kubectl"):
             kubeconfig = merge_into_user_kubeconfig(url, paths, instance.name)
     except StepFailed as exc:
@@ -164,6 +167,52 @@ def _wait_ready(
             raise StepFailed(f"the API server was not ready after {timeout:g}s ({last})")
         update(f"({last})")
         time.sleep(min(0.2, remaining))
+
+
+def _expected(options: Options) -> set[str]:
+    names = {"controller-manager", "scheduler"}
+    if getattr(options, "simulated_nodes", 0):
+        names.add("simulated-nodes")
+    return names
+
+
+def _wait_components(
+    proc: subprocess.Popen[bytes],
+    client: ApiClient,
+    expected: set[str],
+    timeout: float,
+    update: Callable[[str], None],
+) -> None:
+    """Wait until every expected component reports Healthy in componentstatuses, as
+    `minikube start` waits for its components (a server without them answers 404: nothing to
+    wait for)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code = proc.poll()
+        if code is not None:
+            raise StepFailed(f"the server exited with code {code}")
+        try:
+            status, doc = client.get_json("/api/v1/componentstatuses")
+        except OSError as exc:
+            status, doc = 0, None
+            waiting = str(exc)
+        if status == 404:
+            return
+        if status == 200 and isinstance(doc, dict):
+            healthy = {i["metadata"]["name"] for i in doc.get("items") or []
+                       if any(c.get("type") == "Healthy" and c.get("status") == "True"
+                              for c in i.get("conditions") or [])}
+            missing = sorted(expected - healthy)
+            if not missing:
+                return
+            waiting = "waiting for " + ", ".join(missing)
+        elif status:
+            waiting = f"componentstatuses answered {status}"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise StepFailed(f"components were not healthy after {timeout:g}s ({waiting})")
+        update(f"({waiting})")
+        time.sleep(min(0.3, remaining))
 
 
 def _port_in_use(host: str, port: int) -> str | None:
