@@ -9,7 +9,6 @@ from pocketkube.api import errors, schema
 from pocketkube.api.patch.jsonpatch import json_patch
 from pocketkube.api.patch.merge import merge_patch
 from pocketkube.api.patch.strategic import strategic_merge
-from pocketkube.api.selectors import selector_from_label_selector  # noqa: F401  (docs)
 from pocketkube.apiserver.handlers.common import Scope, respond
 from pocketkube.apiserver.handlers.patch import parse_patch, patch_type
 from pocketkube.registry.codec import now_rfc3339
