@@ -97,6 +97,19 @@ async def _expire_events(registry: Registry, ttl: float = EVENT_TTL) -> None:
                     log.debug("event %s not expired: %s", key, e)
 
 
+def _warm_openapi(registry: Registry) -> None:
+    """Build every OpenAPI document once, off the event loop (they are built lazily and cached;
+    the first `kubectl apply` would otherwise wait for them on the loop)."""
+    from pocketkube.apiserver import openapi, openapi_v2
+
+    openapi.v3_index_bytes()
+    for group, version in registry.table.group_versions():
+        openapi.v3_document(group, version)
+    doc = openapi_v2.default()
+    doc.json_bytes()
+    doc.protobuf_bytes()
+
+
 def _health(registry: Registry, health: Health | None) -> Health:
     health = health or Health()
 
@@ -139,6 +152,7 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None,
     site = web.TCPSite(runner, config.bind_address, config.port, ssl_context=ssl_context(paths),
                        backlog=1024, reuse_address=True)
     await site.start()
+    warm = loop.run_in_executor(None, _warm_openapi, registry)
     compactor = asyncio.create_task(_compactor(registry), name="compactor")
     expirer = asyncio.create_task(_expire_events(registry), name="event-ttl")
     log.info("serving the Kubernetes API on https://%s:%d (datastore %s)",
@@ -150,6 +164,7 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None,
     finally:
         compactor.cancel()
         expirer.cancel()
+        warm.cancel()
         await runner.cleanup()
         await registry.close()
         log.info("API server stopped")
