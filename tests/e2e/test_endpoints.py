@@ -11,16 +11,14 @@ since a simulated node rewrites a running pod's status only when its containers 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import Kubectl, unique_name
 from tests.support.cluster import Cluster
-
-TIMEOUT = 30.0
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +41,6 @@ def k(cluster: Cluster) -> Kubectl:
     return Kubectl(cluster, ns)
 
 
-def eventually(check: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
-    """Poll `check` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met in {timeout}s; last: {last!r}")
 
 
 def pod(name: str, labels: dict[str, str], ports: list[dict] | None = None,

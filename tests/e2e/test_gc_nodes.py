@@ -13,8 +13,7 @@ import ipaddress
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 
 from tests.e2e.conftest import Kubectl, unique_name
 from tests.support.cluster import Cluster
+from tests.support.waiting import eventually
 
 APP = f"{Path(__file__).with_name('gc_nodes_app.py')}:control_plane"
 TIMEOUT = 60.0
@@ -47,16 +47,6 @@ def k(cluster: Cluster) -> Kubectl:
     return Kubectl(cluster, ns)
 
 
-def eventually(check: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
-    """Poll `check` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met in {timeout}s; last: {last!r}")
 
 
 def owner_ref(obj: dict, block: bool = False) -> dict:

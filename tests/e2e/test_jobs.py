@@ -8,16 +8,14 @@ on a fake clock (an e2e test would wait for the wall-clock minute).
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import Kubectl
 from tests.support.cluster import Cluster
-
-TIMEOUT = 60.0
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +28,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         c.close()
 
 
-def eventually(check: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
-    """Poll `check` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"condition not met in {timeout}s; last: {last!r}")
 
 
 def job_manifest(name: str, run_seconds: int = 1, exit_code: int = 0, **spec: Any) -> dict:

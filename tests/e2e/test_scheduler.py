@@ -18,8 +18,7 @@ import pytest
 
 from tests.e2e.conftest import Kubectl, unique_name
 from tests.support.cluster import Cluster
-
-TIMEOUT = 30.0
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +31,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         c.close()
 
 
-def eventually(check: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
-    """Poll `check` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met in {timeout}s; last: {last!r}")
 
 
 def node_manifest(name: str, cpu: str = "2", labels: dict[str, str] | None = None) -> dict:
