@@ -12,11 +12,11 @@ import importlib
 import importlib.util
 import logging
 import os
-import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pocketkube.cli.instance import Instance, Options, service_ip
+from pocketkube.components.signals import run_until_signalled
 from pocketkube.config import ServerConfig
 from pocketkube.kubeconfig import write_kubeconfig
 from pocketkube.pki import default_hosts, ensure_pki
@@ -84,23 +84,8 @@ def run_server(instance: Instance, options: Options) -> int:
 
 
 async def _serve(serve: ServeFn, config: ServerConfig, url: str) -> int:
-    loop = asyncio.get_running_loop()
     ready = asyncio.Event()
     task = asyncio.create_task(serve(config, ready), name="control-plane")
-    stopping = False
-
-    def on_signal(sig: signal.Signals) -> None:
-        nonlocal stopping
-        if stopping:
-            # A second Ctrl-C means "now": skip the rest of the graceful shutdown.
-            log.warning("received %s again, exiting immediately", sig.name)
-            os._exit(1)
-        stopping = True
-        log.info("received %s, shutting down", sig.name)
-        task.cancel()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig)
 
     async def announce() -> None:
         await ready.wait()
@@ -108,19 +93,9 @@ async def _serve(serve: ServeFn, config: ServerConfig, url: str) -> int:
 
     announcer = asyncio.create_task(announce())
     try:
-        await task
-    except asyncio.CancelledError:
-        if not stopping:
-            raise
-    except Exception:
-        log.exception("control plane failed")
-        return 1
+        code = await run_until_signalled(task, log, "control plane", exit_code_if_done=1)
     finally:
         announcer.cancel()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-    if stopping:
-        log.info("stopped")
-        return 0
-    log.error("control plane exited without being asked to stop")
-    return 1
+    if code == 1 and task.done() and not task.cancelled() and task.exception() is None:
+        log.error("control plane exited without being asked to stop")
+    return code

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from pocketkube.client.rest import ApiClient, ClientConfig
 from pocketkube.client.workqueue import Clock, RealClock
 from pocketkube.components import ComponentContext
+from pocketkube.components.signals import run_until_signalled
 from pocketkube.config import CLUSTER_CIDR, ServerConfig
 from pocketkube.simulator.nodes import NodeManager, NodeTimings
 from pocketkube.simulator.nodespec import NodeShape
@@ -154,20 +154,9 @@ def run_standalone(kubeconfig: Path, options: dict[str, Any]) -> int:
 
 
 async def _standalone(client_config: ClientConfig, options: dict[str, Any]) -> int:
-    loop = asyncio.get_running_loop()
     client = ApiClient(client_config)
     ctx = ComponentContext(NAME, ServerConfig(), client, options)
     task = asyncio.create_task(run(ctx), name=NAME)
-    stopping = False
-
-    def on_signal(sig: signal.Signals) -> None:
-        nonlocal stopping
-        stopping = True
-        log.info("received %s, stopping", sig.name)
-        task.cancel()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig)
 
     async def report() -> None:
         last = ""
@@ -181,16 +170,7 @@ async def _standalone(client_config: ClientConfig, options: dict[str, Any]) -> i
 
     reporter = asyncio.create_task(report())
     try:
-        await task
-    except asyncio.CancelledError:
-        if not stopping:
-            raise
-    except Exception:
-        log.exception("simulated nodes failed")
-        return 1
+        return await run_until_signalled(task, log, "simulated nodes")
     finally:
         reporter.cancel()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
         await client.close()
-    return 0
