@@ -1,0 +1,2 @@
+"""Container runtimes behind one interface (runtime/interface.py): runc (with conmon) and plain
+host processes."""
