@@ -23,11 +23,22 @@ lint: setup
 
 setup: system-packages kubectl $(STAMP)
 
-# Debian packages the cluster and its tests need (etcd for the etcd datastore), installed only
-# when the command they provide is absent.
+# Debian packages the cluster and its tests need, installed only when what they provide is
+# absent: etcd for the etcd datastore; runc, conmon, catatonit (the pause process), the CNI
+# reference plugins, iptables and iproute2 for the node agent's containers and pod network;
+# skopeo for image pulls and loads; busybox-static for the built-in busybox image.
 system-packages:
 	@missing=""; \
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
+	command -v runc >/dev/null 2>&1 || missing="$$missing runc"; \
+	command -v conmon >/dev/null 2>&1 || missing="$$missing conmon"; \
+	command -v catatonit >/dev/null 2>&1 || missing="$$missing catatonit"; \
+	test -x /usr/lib/cni/bridge || missing="$$missing containernetworking-plugins"; \
+	command -v skopeo >/dev/null 2>&1 || missing="$$missing skopeo"; \
+	command -v umoci >/dev/null 2>&1 || missing="$$missing umoci"; \
+	test -x /bin/busybox || missing="$$missing busybox-static"; \
+	command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v $(PYTHON) >/dev/null 2>&1 || missing="$$missing python3"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
