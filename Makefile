@@ -36,7 +36,7 @@ system-packages:
 	test -x /usr/lib/cni/bridge || missing="$$missing containernetworking-plugins"; \
 	command -v skopeo >/dev/null 2>&1 || missing="$$missing skopeo"; \
 	command -v umoci >/dev/null 2>&1 || missing="$$missing umoci"; \
-	test -x /bin/busybox || missing="$$missing busybox-static"; \
+	{ test -x /bin/busybox && ! ldd /bin/busybox >/dev/null 2>&1; } || missing="$$missing busybox-static"; \
 	command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v $(PYTHON) >/dev/null 2>&1 || missing="$$missing python3"; \
