@@ -114,6 +114,28 @@ class BindWatch:
                 await asyncio.wait_for(self.changed.wait(), min(left, 5))
 
 
+def child_pids(pid: int) -> list[int]:
+    """The direct children of `pid` (the components process of a `pocketkube server`)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds `pid` has used so far (0 when it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def memory_kib(pid: int) -> tuple[int, int]:
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -197,9 +219,15 @@ async def run_size(n_nodes: int, warmup: int, measured: int, where: str,
 
         prof_path = tmp / "profile.txt"
         spy = None
+        components = child_pids(server.proc.pid)
         if profile and not backlog:
-            pid = server.proc.pid if where == "server" else os.getpid()
+            # The scheduler runs in the server's components process (its child).
+            pid = (components[0] if components else server.proc.pid) if where == "server" \
+                else os.getpid()
             spy = start_profile(pid, 20, prof_path)
+        cpu_pids = {"api server": server.proc.pid, "components": components[0] if components
+                    else None, "benchmark": os.getpid()}
+        cpu_before = {k: cpu_seconds(v) for k, v in cpu_pids.items()}
         created: dict[str, float] = {}
         if backlog:
             # Pods wait for a scheduler that starts only once they all exist: the drain rate
@@ -226,8 +254,12 @@ async def run_size(n_nodes: int, warmup: int, measured: int, where: str,
         first = binds[0]
         per_second = collections.Counter(int(t - first) for t in binds)
         seconds = max(per_second) + 1
+        cpu = {k: (cpu_seconds(v) - cpu_before[k]) * 1000 / measured
+               for k, v in cpu_pids.items() if v is not None}
         rss, hwm = memory_kib(server.proc.pid)
+        crss = memory_kib(components[0])[0] if components else 0
         return {
+            "cpu_ms_per_pod": cpu, "components_rss_mib": crss / 1024,
             "nodes": n_nodes, "pods": measured,
             "where": where + (", backlog" if backlog else ""),
             "create_rate": measured / create_seconds,
@@ -266,10 +298,15 @@ def main() -> int:
     print(f"\nscheduler benchmark ({rows[0]['where']}): {args.warmup} warm-up pods, "
           f"then {args.pods} measured")
     print(f"{'nodes':>6} {'creates/s':>10} {'binds/s':>9} {'p50 s':>7} {'p99 s':>7} "
-          f"{'server RSS MiB':>15} {'peak MiB':>9}")
+          f"{'server RSS MiB':>15} {'peak MiB':>9} {'components MiB':>15}")
     for r in rows:
         print(f"{r['nodes']:>6} {r['create_rate']:>10.0f} {r['bind_rate']:>9.0f} "
-              f"{r['p50']:>7.2f} {r['p99']:>7.2f} {r['rss_mib']:>15.0f} {r['hwm_mib']:>9.0f}")
+              f"{r['p50']:>7.2f} {r['p99']:>7.2f} {r['rss_mib']:>15.0f} {r['hwm_mib']:>9.0f} "
+              f"{r['components_rss_mib']:>15.0f}")
+    print("\nCPU per measured pod (ms), by process:")
+    for r in rows:
+        print(f"{r['nodes']:>6} " + "  ".join(f"{k} {v:.2f}" for k, v in
+                                           r["cpu_ms_per_pod"].items()))
     for r in rows:
         if r["profile"]:
             print(f"\nprofile, {r['nodes']} nodes (self time of the scheduling process):")
