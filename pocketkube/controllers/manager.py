@@ -13,6 +13,7 @@ from pocketkube.controllers.base import Controller, InformerFactory
 from pocketkube.controllers.cronjob import CronJobController
 from pocketkube.controllers.daemonset import DaemonSetController
 from pocketkube.controllers.deployment import DeploymentController
+from pocketkube.controllers.disruption import DisruptionController
 from pocketkube.controllers.endpoints import EndpointsController
 from pocketkube.controllers.endpointslice import EndpointSliceController
 from pocketkube.controllers.garbagecollector import GarbageCollector
@@ -52,6 +53,7 @@ def build(ctx: ComponentContext, informers: InformerFactory) -> list[Controller]
         JobController(ctx.client, informers),
         CronJobController(ctx.client, informers),
         TTLAfterFinishedController(ctx.client, informers),
+        DisruptionController(ctx.client, informers),
     ]
 
 

@@ -12,6 +12,7 @@ from pocketkube.api.patch.strategic import strategic_merge
 from pocketkube.apiserver.handlers.common import Scope, respond
 from pocketkube.apiserver.handlers.patch import parse_patch, patch_type
 from pocketkube.registry.codec import now_rfc3339
+from pocketkube.registry.eviction import evict
 
 Obj = dict[str, Any]
 
@@ -135,9 +136,7 @@ async def binding(scope: Scope) -> Any:
 
 async def eviction(scope: Scope) -> Any:
     body = await scope.object()
-    opts = body.get("deleteOptions") or {}
-    pods = scope.registry.store("", "pods")
-    await pods.delete(scope.info.namespace, scope.info.name, opts, scope.ctx)
+    await evict(scope.registry, scope.info.namespace, scope.info.name, body, scope.ctx)
     return respond(scope, {"kind": "Status", "apiVersion": "v1", "metadata": {},
                            "status": "Success", "code": 201}, 201)
 
