@@ -42,6 +42,7 @@ PODS = resource("", "pods")
 NODES = resource("", "nodes")
 NAMESPACES = resource("", "namespaces")
 PRIORITY_CLASSES = resource("scheduling.k8s.io", "priorityclasses")
+PDBS = resource("policy", "poddisruptionbudgets")
 MESSAGE_LIMIT = 1024  # kube truncates event notes to this many characters
 Obj = dict[str, Any]
 
@@ -61,7 +62,9 @@ class Scheduler:
         self.framework = Framework(default_plugins(), percentage_of_nodes_to_score, rng)
         self.queue = SchedulingQueue(self.clock, {p.name: p.events
                                                   for p in self.framework.plugins})
-        self.preemptor = Preemptor(self.framework, self.cache, self.queue.nominated_pods, rng)
+        self.pdbs: Informer | None = None
+        self.preemptor = Preemptor(self.framework, self.cache, self.queue.nominated_pods, rng,
+                                   budgets=lambda: self.pdbs.list() if self.pdbs else [])
         self.events = EventRecorder(client, scheduler_name)
         self.priority_classes: dict[str, Obj] = {}
         self.handlers = Handlers(self)
@@ -97,8 +100,9 @@ class Scheduler:
         pending = Informer(self.client, PODS, field_selector=f"spec.nodeName=,{not_done}")
         pending.on(add=h.unscheduled_add, update=h.unscheduled_update,
                    delete=h.unscheduled_delete)
+        self.pdbs = Informer(self.client, PDBS)  # read by preemption only
         # Order matters at start: priorities, nodes and assigned pods before pending pods.
-        self.informers = [pcs, nss, nodes, assigned, pending]
+        self.informers = [pcs, nss, self.pdbs, nodes, assigned, pending]
         return self.informers
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -8,13 +8,13 @@ from pocketkube.scheduler.preemption import Preemptor, pick_one
 from tests.unit.scheduler.util import cache_with, info, node, pod
 
 
-def attempt(cache, incoming):
+def attempt(cache, incoming, budgets=()):
     fw = Framework(default_plugins())
     pi = info(incoming)
     state, _ = fw.run_pre_filter(pi, cache)
     d = Diagnosis()
     assert fw.find_feasible(state, pi, cache.node_list, d) == []
-    pre = Preemptor(fw, cache, dict, random.Random(0))
+    pre = Preemptor(fw, cache, dict, random.Random(0), budgets=lambda: list(budgets))
     chosen, msg, clear = pre.preempt(state, pi, d)
     d.post_filter_msg = msg
     return chosen, str(FitError(pi, len(cache.node_list), d)), clear
@@ -86,5 +86,41 @@ def test_pick_one_prefers_fewer_victims_then_latest_started():
         ("a", "2024-01-01T00:00:00Z"), ("b", "2024-01-03T00:00:00Z"),
         ("c", "2024-01-02T00:00:00Z")))
     two = [info(pod("x", priority=5)), info(pod("y", priority=5))]
-    assert pick_one([("n1", two), ("n2", [a])])[0] == "n2"
-    assert pick_one([("n1", [a]), ("n2", [b]), ("n3", [c])])[0] == "n2"
+    assert pick_one([("n1", two, 0), ("n2", [a], 0)])[0] == "n2"
+    assert pick_one([("n1", [a], 0), ("n2", [b], 0), ("n3", [c], 0)])[0] == "n2"
+
+
+def budget(app, allowed, disrupted=()):
+    return {"metadata": {"name": app, "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": app}}},
+            "status": {"disruptionsAllowed": allowed,
+                       "disruptedPods": {n: "2024-01-01T00:00:00Z" for n in disrupted}}}
+
+
+def test_prefers_the_node_whose_victims_break_no_budget():
+    cache = cache_with([node("a", cpu="2"), node("b", cpu="2")], [
+        pod("a-guarded", cpu="2", priority=1, node_name="a", labels={"app": "db"}),
+        pod("b-free", cpu="2", priority=5, node_name="b", labels={"app": "web"}),
+    ])
+    # Without budgets a wins (lower victim priority); the db budget allows no disruption.
+    (ni, _), _, _ = attempt(cache, pod("vip", cpu="2", priority=100))
+    assert ni.name == "a"
+    (ni, victims), _, _ = attempt(cache, pod("vip", cpu="2", priority=100), [budget("db", 0)])
+    assert ni.name == "b" and [v.name for v in victims] == ["b-free"]
+    # An eviction the budget already granted is not counted again.
+    (ni, _), _, _ = attempt(cache, pod("vip", cpu="2", priority=100),
+                            [budget("db", 0, disrupted=["a-guarded"])])
+    assert ni.name == "a"
+
+
+def test_budget_guarded_pods_are_given_back_first():
+    cache = cache_with([node("a", cpu="3")], [
+        pod("guarded", cpu="1", priority=1, node_name="a", labels={"app": "db"},
+            created="2024-01-02T00:00:00Z"),
+        pod("plain", cpu="1", priority=1, node_name="a", labels={"app": "web"},
+            created="2024-01-01T00:00:00Z"),
+        pod("other", cpu="1", priority=50, node_name="a"),
+    ])
+    (_, victims), _, _ = attempt(cache, pod("vip", cpu="1", priority=100), [budget("db", 0)])
+    # By importance alone "plain" (older) would stay and "guarded" go; the budget reverses it.
+    assert [v.name for v in victims] == ["plain"]
