@@ -12,6 +12,7 @@ tolerations) are computed once per pod version in PodInfo.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pocketkube.scheduler import resources
@@ -156,6 +157,8 @@ class Cache:
         self.assumed: set[str] = set()
         self.affinity_pods = 0  # pods with (anti-)affinity on any node
         self.namespace_labels: dict[str, dict[str, str]] = {}
+        # Set by the scheduler: a pod's default (system) topology spread constraints.
+        self.default_spread: Callable[[PodInfo], list[Obj]] | None = None
 
     # -- nodes ----------------------------------------------------------------------------------
     @property

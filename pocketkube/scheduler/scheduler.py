@@ -25,6 +25,7 @@ from pocketkube.client.workqueue import Clock, RealClock
 from pocketkube.components import ComponentContext
 from pocketkube.scheduler import apicalls
 from pocketkube.scheduler.cache import Cache, NodeInfo, PodInfo
+from pocketkube.scheduler.defaultspread import default_selector, system_constraints
 from pocketkube.scheduler.eventhandlers import Handlers
 from pocketkube.scheduler.framework import (
     NO_NODES_AVAILABLE,
@@ -43,6 +44,9 @@ NODES = resource("", "nodes")
 NAMESPACES = resource("", "namespaces")
 PRIORITY_CLASSES = resource("scheduling.k8s.io", "priorityclasses")
 PDBS = resource("policy", "poddisruptionbudgets")
+# What a pod's default topology spread groups it by (kube's DefaultSelector).
+SPREAD_SOURCES = (resource("", "services"), resource("", "replicationcontrollers"),
+                  resource("apps", "replicasets"), resource("apps", "statefulsets"))
 MESSAGE_LIMIT = 1024  # kube truncates event notes to this many characters
 Obj = dict[str, Any]
 
@@ -63,6 +67,7 @@ class Scheduler:
         self.queue = SchedulingQueue(self.clock, {p.name: p.events
                                                   for p in self.framework.plugins})
         self.pdbs: Informer | None = None
+        self.spread_sources: list[Informer] = []
         self.preemptor = Preemptor(self.framework, self.cache, self.queue.nominated_pods, rng,
                                    budgets=lambda: self.pdbs.list() if self.pdbs else [])
         self.events = EventRecorder(client, scheduler_name)
@@ -85,6 +90,12 @@ class Scheduler:
             (c for c in self.priority_classes.values() if c.get("globalDefault")), None)
         return int(pc.get("value") or 0) if pc else 0
 
+    def default_spread(self, pod: PodInfo) -> list[Obj]:
+        """The system default spread constraints of a pod that declares none."""
+        by_ns = [inf.by_index("namespace", pod.namespace) for inf in self.spread_sources]
+        services, rcs, rss, sss = by_ns
+        return system_constraints(pod, default_selector(pod, services + rcs, rss + sss))
+
     def build_informers(self) -> list[Informer]:
         h = self.handlers
         not_done = "status.phase!=Succeeded,status.phase!=Failed"
@@ -101,8 +112,12 @@ class Scheduler:
         pending.on(add=h.unscheduled_add, update=h.unscheduled_update,
                    delete=h.unscheduled_delete)
         self.pdbs = Informer(self.client, PDBS)  # read by preemption only
+        self.spread_sources = [Informer(self.client, r) for r in SPREAD_SOURCES]
+        for inf in self.spread_sources:
+            inf.add_index("namespace", lambda o: [o["metadata"].get("namespace") or ""])
+        self.cache.default_spread = self.default_spread
         # Order matters at start: priorities, nodes and assigned pods before pending pods.
-        self.informers = [pcs, nss, self.pdbs, nodes, assigned, pending]
+        self.informers = [pcs, nss, self.pdbs, *self.spread_sources, nodes, assigned, pending]
         return self.informers
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:

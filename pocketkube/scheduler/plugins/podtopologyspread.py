@@ -39,7 +39,7 @@ class Constraint:
         self.key: str = c.get("topologyKey") or ""
         self.max_skew = int(c.get("maxSkew") or 1)
         self.min_domains = int(c.get("minDomains") or 1)
-        sel = label_selector(c.get("labelSelector"))
+        sel = c["_matcher"] if "_matcher" in c else label_selector(c.get("labelSelector"))
         keys = [k for k in c.get("matchLabelKeys") or [] if k in pod.labels]
         if keys and c.get("labelSelector") is not None:
             sel = LabelSelector(sel.reqs + [Requirement(k, "=", (pod.labels[k],))
@@ -49,12 +49,16 @@ class Constraint:
         self.honor_taints = c.get("nodeTaintsPolicy") == "Honor"
 
 
-def constraints(pod: PodInfo, when: str) -> list[Constraint]:
-    return [Constraint(c, pod) for c in pod.spread if c.get("whenUnsatisfiable") == when]
+def constraints(pod: PodInfo, when: str, cache: Cache | None = None) -> list[Constraint]:
+    spread = pod.spread
+    if not spread and when == "ScheduleAnyway" and cache is not None and \
+            cache.default_spread is not None:
+        spread = cache.default_spread(pod)
+    return [Constraint(c, pod) for c in spread if c.get("whenUnsatisfiable") == when]
 
 
-def _eligible(node: NodeInfo, pod: PodInfo, cs: list[Constraint]) -> bool:
-    if any(c.key not in node.labels for c in cs):
+def _eligible(node: NodeInfo, pod: PodInfo, cs: list[Constraint], all_keys: bool = True) -> bool:
+    if all_keys and any(c.key not in node.labels for c in cs):
         return False
     return not any(c.honor_affinity for c in cs) or pod_matches_node(pod, node)
 
@@ -65,13 +69,17 @@ def _count(node: NodeInfo, pod: PodInfo, c: Constraint) -> int:
                and not p.obj["metadata"].get("deletionTimestamp"))
 
 
-def domain_counts(pod: PodInfo, nodes: list[NodeInfo], cs: list[Constraint]) -> Counter:
+def domain_counts(pod: PodInfo, nodes: list[NodeInfo], cs: list[Constraint],
+                  all_keys: bool = True) -> Counter:
+    """Matching pods per (topology key, value). With `all_keys` (constraints the pod declares)
+    only nodes carrying every key count; system defaults count each key on its own."""
     counts: Counter[tuple[str, str]] = Counter()
     for ni in nodes:
-        if not _eligible(ni, pod, cs):
+        if not _eligible(ni, pod, cs, all_keys):
             continue
         for c in cs:
-            counts[(c.key, ni.labels[c.key])] += _count(ni, pod, c)
+            if c.key in ni.labels:
+                counts[(c.key, ni.labels[c.key])] += _count(ni, pod, c)
     return counts
 
 
@@ -111,21 +119,24 @@ class PodTopologySpread(Plugin):
     # -- scoring --------------------------------------------------------------------------------
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
                   cache: Cache) -> Status | None:
-        cs = constraints(pod, "ScheduleAnyway")
+        cs = constraints(pod, "ScheduleAnyway", cache)
         if not cs:
             return Status(SKIP)
-        counts = domain_counts(pod, cache.node_list, cs)
+        declared = bool(pod.spread)
+        counts = domain_counts(pod, cache.node_list, cs, all_keys=declared)
         domains = Counter(key for key, _ in counts)
         weights = {c.key: math.log(domains[c.key] + 2) for c in cs}
-        state[self.name + "/score"] = (cs, counts, weights)
+        state[self.name + "/score"] = (cs, counts, weights, declared)
         return None
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
-        cs, counts, weights = state[self.name + "/score"]
+        cs, counts, weights, declared = state[self.name + "/score"]
         total = 0.0
         for c in cs:
             value = node.labels.get(c.key)
             if value is None:
+                if not declared:
+                    continue  # system defaults: a node without the key is scored on the rest
                 return -1  # not a candidate domain: scored 0 after normalizing
             total += counts.get((c.key, value), 0) * weights[c.key] + (c.max_skew - 1)
         return round(total)
