@@ -52,7 +52,7 @@ class ProbeManager:
         self.clock = clock
         self.on_change = on_change
         self.rand = rand  # the initial jitter's randomness (tests pass a constant)
-        self.started = clock.now()
+        self.start_time = clock.now()  # when the agent started (for the initial jitter)
         self._pods: dict[str, PodState] = {}
         self._workers: dict[tuple[str, str, str], Worker] = {}
         self._results: dict[tuple[str, str], str] = {}  # (kind, container id) -> result

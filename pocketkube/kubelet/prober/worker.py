@@ -53,12 +53,18 @@ class Worker:
         self.on_hold = False
         self.finished = False
         self.rounds = 0  # wake-ups handled (probed or not): tests and debugging watch it
+        self._first_at = 0.0  # when the first probe is due (after the initial jitter)
         self._started_at: float | None = None  # the container's start on the manager's clock
         self._trigger = asyncio.Event()
         self._progress = asyncio.Condition()
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        clock = self.manager.clock
+        self._first_at = clock.now()
+        if self.period > clock.now() - self.manager.start_time:
+            # Right after an agent (re)start: spread the first probes over a period.
+            self._first_at += self.manager.rand() * self.period
         self.task = asyncio.get_running_loop().create_task(
             self.run(), name=f"probe-{self.kind}-{self.uid}-{self.name}")
 
@@ -78,10 +84,8 @@ class Worker:
     async def run(self) -> None:
         clock = self.manager.clock
         try:
-            if self.period > clock.now() - self.manager.started:
-                jitter = self.manager.rand() * self.period
-                if jitter > 0:
-                    await clock.sleep(jitter)
+            if self._first_at > clock.now():
+                await clock.sleep(self._first_at - clock.now())
             deadline = clock.now() + self.period
             while await self._round():
                 deadline = await self._wait(deadline)
