@@ -36,6 +36,8 @@ class Options:
     app: str = DEFAULT_APP
     # Simulated nodes run in-process beside the control plane (0: none).
     simulated_nodes: int = 0
+    # This machine is a node of the cluster: the node agent runs its pods as containers.
+    node_agent: bool = True
     # Components (controllers, scheduler, simulated nodes) in the API server's process rather
     # than in a second one (pocketkube/cli/compose.py).
     components_in_process: bool = False
@@ -82,6 +84,10 @@ class Instance:
             bind_address=options.bind_address,
             datastore=options.datastore,
         )
+        if options.node_agent:
+            from pocketkube.kubelet import agent
+
+            config.components[agent.NAME] = agent.run
         if options.simulated_nodes > 0:
             from pocketkube.simulator.component import component_config
 

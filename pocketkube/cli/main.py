@@ -2,7 +2,8 @@
 
 `server` runs the control plane in the foreground (server.py); `start`, `stop` and `delete`
 manage it as a background process (lifecycle.py); `status` and `version` ask it (status.py);
-`simulate` runs simulated nodes against any cluster (pocketkube/simulator).
+`simulate` runs simulated nodes against any cluster (pocketkube/simulator); `agent` runs a node
+agent for a cluster elsewhere (cli/agent.py); `image` manages the node's images (cli/image.py).
 """
 
 from __future__ import annotations
@@ -86,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run N simulated nodes in-process (default 0, remembered)",
     )
     serving.add_argument(
+        "--node-agent",
+        action=argparse.BooleanOptionalAction,
+        help="run this machine as a node of the cluster, with real containers (default: yes, "
+        "remembered)",
+    )
+    serving.add_argument(
         "--components-in-process",
         action=argparse.BooleanOptionalAction,
         help="run the controllers, scheduler and simulated nodes in the API server's process "
@@ -138,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--kubeconfig", type=Path, help="cluster to join (default $KUBECONFIG or ~/.kube/config)"
     )
     scheduler.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    from pocketkube.cli import agent
+
+    agent.add_parser(sub, LOG_LEVELS)
     return parser
 
 
@@ -168,6 +178,17 @@ def main(argv: list[str] | None = None) -> int:
         return _simulate(args)
     if args.command == "scheduler":
         return _scheduler(args)
+    if args.command == "agent":
+        from pocketkube.cli import agent
+
+        _configure_logging(args.log_level)
+        return agent.run(args)
+    if args.command == "image":
+        from pocketkube.cli import image
+
+        _configure_logging("warning")
+        args.data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
+        return image.run(args)
     instance = Instance(args.data_dir or default_data_dir())
     # soft_wrap: never break paths and URLs across lines (output is often piped or parsed).
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
@@ -179,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             "log_level": args.log_level,
             "app": _absolute_app(args.app),
             "simulated_nodes": args.simulated_nodes,
+            "node_agent": args.node_agent,
             "components_in_process": args.components_in_process,
         }
         options = instance.options(given)

@@ -112,8 +112,11 @@ class Cluster:
             raise ClusterError("the server is already running")
         for d in (self.base_dir, self.home, self.cache_dir):
             d.mkdir(parents=True, exist_ok=True)
+        # No real node unless a test asks for one (--node-agent): pods stay where tests put them.
+        agent = [] if "--node-agent" in self.extra_args else ["--no-node-agent"]
         args = [*_pocketkube_command(), "server", "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--datastore", self.datastore_flag(), *self.extra_args]
+                "--port", str(self.port), "--datastore", self.datastore_flag(), *agent,
+                *self.extra_args]
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the server
         self._log_file.write(f"--- starting: {' '.join(args)}\n".encode())
         self._log_file.flush()

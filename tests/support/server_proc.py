@@ -96,7 +96,8 @@ class ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-c", _LAUNCH, "server", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--datastore", self.datastore,
-                "--log-level", self.log_level] + (["--app", self.app] if self.app else [])
+                "--log-level", self.log_level, "--no-node-agent"] + \
+            (["--app", self.app] if self.app else [])
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)

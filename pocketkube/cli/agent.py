@@ -1,0 +1,120 @@
+"""`pocketkube agent`: run a node agent on this machine for a cluster elsewhere (or, with no
+server, only the static pods of its manifest directory — kubelet's standalone mode).
+
+    pocketkube agent --server https://10.0.0.5:6443 --token $(kubectl create token default)
+    pocketkube agent --kubeconfig ~/.kube/config --node-name worker-1
+    pocketkube agent --pod-manifest-path ./manifests          # standalone
+
+The API server's CA comes from --ca-file, the kubeconfig, or (with a token) the
+`kube-root-ca.crt` ConfigMap read once without verification — trust on first use, like
+`kubeadm join --discovery-token-unsafe-skip-ca-verification`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from pocketkube.client.rest import ApiClient, ClientConfig
+from pocketkube.components.signals import run_until_signalled
+from pocketkube.config import default_data_dir
+
+log = logging.getLogger("pocketkube.agent")
+DEFAULT_PORT = 10250
+
+
+def add_parser(sub: argparse._SubParsersAction, log_levels: tuple[str, ...]) -> None:
+    p = sub.add_parser("agent", help="run a node agent (kubelet) for a cluster, until interrupted")
+    p.add_argument("--server", help="API server URL (with --token)")
+    p.add_argument("--token", help="bearer token to authenticate with")
+    p.add_argument("--ca-file", type=Path, help="the API server's CA certificate")
+    p.add_argument("--kubeconfig", type=Path, help="cluster and credentials to use instead")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="agent state, images and logs (default $POCKETKUBE_HOME or ~/.pocketkube)")
+    p.add_argument("--node-name", default=None, help="node name (default: the host name)")
+    p.add_argument("--node-ip", default="127.0.0.1",
+                   help="the address the API server reaches this node at (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"streaming server port (default {DEFAULT_PORT})")
+    p.add_argument("--bind-address", default="0.0.0.0", help="streaming server address")
+    p.add_argument("--runtime", choices=("auto", "runc", "process"), default="auto")
+    p.add_argument("--pod-manifest-path", type=Path, default=None,
+                   help="static pod manifests (default <data-dir>/manifests)")
+    p.add_argument("--log-level", choices=log_levels, default="info")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pocketkube.kubelet.agent import AgentConfig
+
+    data = (args.data_dir or default_data_dir()).expanduser().resolve()
+    config = AgentConfig(
+        root=data / "agent", images_root=data / "images",
+        node_name=(args.node_name or socket.gethostname()).lower(), node_ip=args.node_ip,
+        runtime=args.runtime, port=args.port, bind=args.bind_address,
+        manifests=args.pod_manifest_path or data / "manifests")
+    if not (args.server or args.kubeconfig):
+        from pocketkube.kubelet.standalone import run_standalone
+
+        return asyncio.run(_signalled(run_standalone(config)))
+    try:
+        client_config = _client_config(args)
+    except (OSError, ValueError, KeyError, StopIteration) as e:
+        log.error("cannot reach the cluster: %s", e)
+        return 1
+    return asyncio.run(_signalled(_run(client_config, config)))
+
+
+def _client_config(args: argparse.Namespace) -> ClientConfig:
+    if args.kubeconfig:
+        cc = ClientConfig.from_kubeconfig(args.kubeconfig, user_agent="pocketkube-agent")
+        if args.token:
+            cc.token = args.token
+        return cc
+    if not args.token:
+        raise ValueError("--server needs --token (or use --kubeconfig)")
+    ca = args.ca_file
+    if ca is None:
+        ca = asyncio.run(_fetch_root_ca(args.server, args.token))
+    return ClientConfig(args.server, ca_file=ca, token=args.token, user_agent="pocketkube-agent")
+
+
+async def _fetch_root_ca(server: str, token: str) -> Path:
+    """The cluster CA from the kube-root-ca.crt ConfigMap (unverified: trust on first use)."""
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE
+    url = f"{server.rstrip('/')}/api/v1/namespaces/kube-public/configmaps/kube-root-ca.crt"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s, \
+            s.get(url, ssl=insecure) as resp:
+        if resp.status != 200:
+            raise ValueError(f"reading the cluster CA: HTTP {resp.status}")
+        doc = await resp.json()
+    path = Path(default_data_dir()) / "agent" / "pki" / "cluster-ca.crt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(doc["data"]["ca.crt"])
+    log.warning("trusting the cluster CA read from %s without verification", server)
+    return path
+
+
+async def _signalled(coro: Coroutine[Any, Any, Any]) -> int:
+    return await run_until_signalled(asyncio.create_task(coro), log, "node agent")
+
+
+async def _run(client_config: ClientConfig, config: object) -> None:
+    from pocketkube.kubelet.agent import Agent
+
+    client = ApiClient(client_config)
+    try:
+        if getattr(config, "client_ca", None) is None:
+            config.client_ca = client_config.ca_file  # type: ignore[attr-defined]
+        await Agent(client, config).run()  # type: ignore[arg-type]
+    finally:
+        await client.close()
