@@ -1,0 +1,1 @@
+"""The node agent's streaming server: logs, exec, attach and port-forward."""
