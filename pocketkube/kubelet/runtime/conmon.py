@@ -1,0 +1,168 @@
+"""conmon, the monitor that stays with each runc container.
+
+conmon runs `runc create`, then daemonizes: it is the container's parent (so the agent can
+restart without killing anything), writes the container's stdout/stderr to the CRI log file,
+keeps its stdin and pty, records the exit code in `<exit-dir>/<id>` and an `oom` file in the
+bundle when the kernel OOM-kills it, and serves an attach socket. We learn the outcome of
+`runc create` through conmon's sync pipe (`_OCI_SYNCPIPE`): one JSON line, {"data": <pid>} or
+{"data": -1, "message": "<runc's error>"}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# conmon's control fifo message for a terminal resize: "<type> <height> <width>\n".
+WIN_RESIZE_EVENT = 1
+CREATE_TIMEOUT = 60.0
+
+
+class ConmonError(Exception):
+    """`runc create` failed; the message is runc's (or conmon's) error."""
+
+
+@dataclass
+class ConmonPaths:
+    runc_root: Path
+    exit_dir: Path
+    socket_dir: Path
+
+
+def error_text(message: str) -> str:
+    # runc reports `time="..." level=error msg="runc create failed: ..."`; keep the msg part.
+    marker = 'msg="'
+    if marker in message:
+        message = message.split(marker, 1)[1].rsplit('"', 1)[0]
+    return message.replace('\\"', '"').strip()
+
+
+async def start(
+    *,
+    conmon: str,
+    runc: str,
+    paths: ConmonPaths,
+    container_id: str,
+    name: str,
+    bundle: Path,
+    log_path: Path,
+    tty: bool,
+    stdin: bool,
+    stdin_once: bool,
+) -> int:
+    """Start conmon for `bundle` (runc create); the container's pid once it is created."""
+    read_fd, write_fd = os.pipe()
+    argv = [
+        conmon,
+        "--api-version",
+        "1",
+        "-c",
+        container_id,
+        "-u",
+        container_id,
+        "-n",
+        name,
+        "-r",
+        runc,
+        "-b",
+        str(bundle),
+        "-p",
+        str(bundle / "pid"),
+        "--exit-dir",
+        str(paths.exit_dir),
+        "--socket-dir-path",
+        str(paths.socket_dir),
+        "-l",
+        f"k8s-file:{log_path}",
+        "--runtime-arg",
+        f"--root={paths.runc_root}",
+        "--conmon-pidfile",
+        str(bundle / "conmon.pid"),
+        "--syslog=false",
+    ]
+    if tty:
+        argv.append("-t")
+    if stdin:
+        argv.append("--stdin")
+        if not stdin_once:
+            argv.append("--leave-stdin-open")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "_OCI_SYNCPIPE": str(write_fd),
+    }
+    try:
+        # stdio on /dev/null: the daemonized conmon must not hold a pipe of ours open.
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=bundle,
+            env=env,
+            pass_fds=(write_fd,),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    finally:
+        os.close(write_fd)
+    reader = asyncio.StreamReader()
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0)
+    )
+    try:
+        await proc.wait()
+        raw = await asyncio.wait_for(reader.readline(), CREATE_TIMEOUT)
+    finally:
+        transport.close()
+    line = raw.decode(errors="replace").strip()
+    if not line:
+        raise ConmonError(
+            f"conmon exited with status {proc.returncode} before creating the container"
+        )
+    reply = json.loads(line)
+    pid = int(reply.get("data", -1))
+    if pid <= 0:
+        raise ConmonError(error_text(reply.get("message") or "runc create failed"))
+    return pid
+
+
+def exit_code(paths: ConmonPaths, container_id: str) -> tuple[int, float] | None:
+    """(exit code, time it was recorded) once conmon saw the container exit."""
+    path = paths.exit_dir / container_id
+    try:
+        text = path.read_text().strip()
+        stamp = path.stat().st_mtime
+    except OSError:
+        return None
+    if not text:
+        return None  # conmon creates the file before it writes the code
+    return int(text), stamp
+
+
+def oom_killed(bundle: Path) -> bool:
+    return (bundle / "oom").exists()
+
+
+def attach_dir(paths: ConmonPaths, container_id: str) -> Path:
+    """The directory of the attach socket (conmon links it to the bundle)."""
+    return paths.socket_dir / container_id
+
+
+def cleanup(paths: ConmonPaths, container_id: str) -> None:
+    for path in (paths.exit_dir / container_id, paths.socket_dir / container_id):
+        path.unlink(missing_ok=True)
+
+
+async def resize(bundle: Path, width: int, height: int) -> None:
+    """Resize the container's pty through conmon's control fifo."""
+
+    def write() -> None:
+        fd = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.write(fd, f"{WIN_RESIZE_EVENT} {height} {width}\n".encode())
+        finally:
+            os.close(fd)
+
+    await asyncio.to_thread(write)
