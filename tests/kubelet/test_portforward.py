@@ -183,6 +183,7 @@ async def test_kubectl_port_forward_carries_http(cluster: Cluster, websockets: b
     async with port_forward(cluster, 80, websockets=websockets) as (proc, local, errors):
         await _exercise(local)
         assert proc.returncode is None, errors
+        assert errors == []  # no stream or copy errors on kubectl's side either
     expected = ("GET", "websocket") if websockets else ("POST", "SPDY/3.1")
     assert cluster.upgrades == [expected]
 

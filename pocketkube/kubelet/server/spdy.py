@@ -418,7 +418,9 @@ class SpdyConnection:
 
     async def _syn_stream(self, frame: SynStream) -> None:
         sid = frame.stream_id
-        if self.going_away or sid % 2 == 0 or sid <= self.last_stream_id:
+        if self.going_away:  # no new streams after GOAWAY (spdystream drops them too)
+            return
+        if sid < self.last_stream_id or sid in self.streams:  # spdystream's validateStreamId
             await self.send(RstStream(sid, PROTOCOL_ERROR))
             return
         self.last_stream_id = sid
