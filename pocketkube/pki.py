@@ -1,5 +1,6 @@
 """The cluster's certificates and keys: a CA, the API server's serving certificate, the admin
-client certificate and the service-account signing key pair.
+client certificate, the API server's client certificate for node agents and the
+service-account signing key pair.
 
 Kubernetes leaves this to kubeadm or to the operator; pocketkube creates it on first start so a
 cluster works with one command. `ensure_pki` is idempotent: it keeps what is on disk and only
@@ -36,6 +37,9 @@ LEAF_VALIDITY = dt.timedelta(days=365)
 RENEW_BEFORE = dt.timedelta(days=30)
 ADMIN_CN = "kubernetes-admin"
 ADMIN_ORGS = ("system:masters",)
+# What the API server presents to node agents (kubeadm's apiserver-kubelet-client).
+KUBELET_CLIENT_CN = "kube-apiserver-kubelet-client"
+KUBELET_CLIENT_ORGS = ("system:masters",)
 SERVICE_NAMES = (
     "kubernetes",
     "kubernetes.default",
@@ -56,6 +60,8 @@ class PkiPaths:
     admin_key: Path
     sa_key: Path
     sa_pub: Path
+    kubelet_client_cert: Path
+    kubelet_client_key: Path
 
     @classmethod
     def under(cls, pki_dir: Path) -> PkiPaths:
@@ -68,6 +74,8 @@ class PkiPaths:
             admin_key=pki_dir / "admin.key",
             sa_key=pki_dir / "sa.key",
             sa_pub=pki_dir / "sa.pub",
+            kubelet_client_cert=pki_dir / "apiserver-kubelet-client.crt",
+            kubelet_client_key=pki_dir / "apiserver-kubelet-client.key",
         )
 
 
@@ -153,6 +161,12 @@ def ensure_pki(pki_dir: Path, hosts: list[str], service_ip: str = "10.96.0.1") -
             cert, key = _issue(ca_cert, ca_key, ADMIN_CN, ADMIN_ORGS, [], server=False)
             _store(paths.admin_cert, paths.admin_key, cert, key)
             log.info("issued admin client certificate")
+        if ca_new or not _leaf_fits(paths.kubelet_client_cert, paths.kubelet_client_key, ca_cert,
+                                    []):
+            cert, key = _issue(ca_cert, ca_key, KUBELET_CLIENT_CN, KUBELET_CLIENT_ORGS, [],
+                               server=False)
+            _store(paths.kubelet_client_cert, paths.kubelet_client_key, cert, key)
+            log.info("issued the API server's client certificate for node agents")
         if not (paths.sa_key.exists() and paths.sa_pub.exists()):
             sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             write_private(paths.sa_key, _key_pem(sa))
@@ -162,7 +176,8 @@ def ensure_pki(pki_dir: Path, hosts: list[str], service_ip: str = "10.96.0.1") -
                 )
             )
             log.info("generated service-account signing key")
-        for key_path in (paths.ca_key, paths.server_key, paths.admin_key, paths.sa_key):
+        for key_path in (paths.ca_key, paths.server_key, paths.admin_key, paths.sa_key,
+                         paths.kubelet_client_key):
             key_path.chmod(0o600)
     return paths
 
