@@ -75,6 +75,8 @@ async def _serve_websocket(request: web.Request, forwarder: _Forwarder) -> web.S
                 await conn.feed(message.data)
     except SpdyError as exc:
         log.warning("port-forward tunnel from %s: %s", request.remote, exc)
+    except StreamReset:  # the client went away while we answered it
+        log.debug("port-forward tunnel from %s closed", request.remote)
     finally:
         await forwarder.shutdown()
         await ws.close()
@@ -139,6 +141,8 @@ async def _serve_spdy(request: web.Request, forwarder: _Forwarder) -> web.Stream
             await conn.feed(data)
     except SpdyError as exc:
         log.warning("port-forward connection from %s: %s", request.remote, exc)
+    except StreamReset:  # the client went away while we answered it
+        log.debug("port-forward connection from %s closed", request.remote)
     finally:
         await forwarder.shutdown()
         transport.close()
@@ -217,6 +221,13 @@ class _Forwarder:
                 f'execute portforward in network namespace "{self._netns}": {detail}')  # fmt: skip
 
     async def _forward(self, error: SpdyStream, data: SpdyStream) -> None:
+        try:
+            await self._forward_pair(error, data)
+        finally:
+            error.discard()
+            data.discard()
+
+    async def _forward_pair(self, error: SpdyStream, data: SpdyStream) -> None:
         port = int(data.header("port"))
         try:
             reader, writer = await self._connect(port)

@@ -287,6 +287,7 @@ class SpdyStream:
         self.remote_closed = bool(frame.flags & FLAG_FIN)
         self.local_closed = bool(frame.flags & FLAG_UNIDIRECTIONAL)
         self.reset = False
+        self._discarding = False
         self._changed = asyncio.Event()
         self._drained = asyncio.Event()
 
@@ -333,8 +334,16 @@ class SpdyStream:
             self._conn._forget(self)
             await self._conn.send(RstStream(self.id, status))
 
+    def discard(self) -> None:
+        """Nothing reads this stream any more: drop what it holds and whatever still comes, so
+        it cannot hold up the connection."""
+        self._discarding = True
+        self._chunks.clear()
+        self._buffered = 0
+        self._drained.set()
+
     async def _deliver(self, data: bytes) -> None:
-        if self.reset or self.remote_closed:
+        if self.reset or self.remote_closed or self._discarding:
             return
         self._chunks.append(data)
         self._buffered += len(data)

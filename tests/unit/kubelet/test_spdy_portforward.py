@@ -184,6 +184,16 @@ async def test_a_refused_port_is_reported_on_the_error_stream(tunnel: Peer, pod:
     )  # fmt: skip
 
 
+async def test_data_for_a_failed_forward_does_not_hold_up_the_tunnel(tunnel: Peer) -> None:
+    data = await tunnel.open(0, 1, port=81)
+    await tunnel.until(lambda: {1, data} <= tunnel.fin)
+    await tunnel.send(DataFrame(data, bytes(3 * 1024 * 1024)))  # more than a stream may buffer
+    second = await tunnel.open(1, 5)
+    await tunnel.send(DataFrame(second, b"still here", fin=True))
+    await tunnel.until(lambda: second in tunnel.fin)
+    assert tunnel.data[second] == b"still here"
+
+
 async def test_bad_streams_are_reset_and_pings_answered(tunnel: Peer) -> None:
     await tunnel.send(SynStream(1, {"streamtype": ["data"]}),
                       SynStream(3, {"port": ["80"], "streamtype": ["stdin"]}),
