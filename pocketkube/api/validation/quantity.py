@@ -100,7 +100,7 @@ def canonical(amount: Fraction, fmt: str) -> str:
             while mant % 1024 == 0 and exp < 6:
                 mant //= 1024
                 exp += 1
-            return f"{mant}{_BINARY_BY_EXP[exp]}"
+            return f"{mant}{_BINARY_BY_EXP.get(exp, '')}"
     # Decimal: an integer mantissa with the exponent a multiple of three.
     exp = 0
     while amount.denominator != 1:

@@ -12,6 +12,7 @@ from pocketkube.api.validation.cron import parse_error
     ("0.5", "500m"), ("1000m", "1"), ("1024Mi", "1Gi"), ("1536Mi", "1536Mi"), ("1.5Gi", "1536Mi"),
     ("2000", "2k"), ("129e6", "129e6"), ("128974848", "128974848"), ("123Mi", "123Mi"), (1, "1"),
     (0.25, "250m"), ("100Ki", "100Ki"), ("0", "0"), ("1.5", "1500m"), ("512", "512"),
+    ("1.0009765625Ki", "1025"), ("1.5Ki", "1536"),
 ])
 def test_canonical_form(given: object, served: str) -> None:
     assert quantity.canonicalize(given) == served
