@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 
 PORT_FORWARD_PROTOCOL = "portforward.k8s.io"
 TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
-STREAM_CREATION_TIMEOUT = 30.0  # the kubelet's default --streaming-connection... creation timeout
-WRITE_BUFFER_LIMIT = 256 * 1024  # bytes queued on the transport before writers wait
+STREAM_CREATION_TIMEOUT = 30.0  # the kubelet's wait for a pair's second stream
+BUFFER_LIMIT = 256 * 1024  # bytes queued on the raw connection, either way, before it waits
 MAX_MESSAGE = 17 * 1024 * 1024  # a websocket message holds at most one 16 MiB SPDY frame
 
 Connect = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -118,7 +118,7 @@ async def _serve_spdy(request: web.Request, forwarder: _Forwarder) -> web.Stream
     transport, protocol = request.transport, request.protocol
     if transport is None:
         raise ConnectionResetError("connection lost before the upgrade")
-    incoming = asyncio.StreamReader(limit=WRITE_BUFFER_LIMIT)
+    incoming = asyncio.StreamReader(limit=BUFFER_LIMIT)
     incoming.set_transport(transport)
     protocol.set_parser(_Feed(incoming))  # type: ignore[arg-type]  # from here on bytes are ours
     protocol.keep_alive(False)
@@ -132,7 +132,7 @@ async def _serve_spdy(request: web.Request, forwarder: _Forwarder) -> web.Stream
         if transport.is_closing():
             raise ConnectionResetError("connection closed")
         transport.write(data)
-        if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+        if transport.get_write_buffer_size() > BUFFER_LIMIT:
             await protocol._drain_helper()  # aiohttp's pause_writing/resume_writing waiter
 
     conn = forwarder.bind(send)
@@ -273,8 +273,9 @@ def _check_stream(stream: SpdyStream) -> str | None:
     port = stream.header("port")
     if not port:
         return '"port" header is required'
-    if not port.isdigit() or int(port) > 65535:
-        return f'unable to parse "{port}" as a port: strconv.ParseUint: parsing "{port}": invalid syntax'
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        why = "value out of range" if port.isascii() and port.isdigit() else "invalid syntax"
+        return f'unable to parse "{port}" as a port: strconv.ParseUint: parsing "{port}": {why}'
     if int(port) < 1:
         return f'port "{port}" must be > 0'
     kind = stream.header("streamType")

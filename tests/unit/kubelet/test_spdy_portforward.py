@@ -4,6 +4,7 @@ test client (kubectl's default tunnel) and over a raw TCP connection after `Upgr
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,6 +13,7 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from pocketkube.kubelet.server import portforward
 from pocketkube.kubelet.server.portforward import TUNNEL_PROTOCOL, handle_portforward
 from pocketkube.kubelet.server.spdy import (
     CANCEL,
@@ -192,6 +194,15 @@ async def test_data_for_a_failed_forward_does_not_hold_up_the_tunnel(tunnel: Pee
     await tunnel.send(DataFrame(second, b"still here", fin=True))
     await tunnel.until(lambda: second in tunnel.fin)
     assert tunnel.data[second] == b"still here"
+
+
+async def test_a_pair_missing_its_data_stream_times_out(tunnel: Peer,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setattr(portforward, "STREAM_CREATION_TIMEOUT", 0.01)
+    await tunnel.send(SynStream(1, {"port": ["80"], "requestid": ["0"], "streamtype": ["error"]}))
+    await tunnel.until(lambda: 1 in tunnel.fin)
+    assert re.fullmatch(r"\(conn=0x[0-9a-f]+, request=0\) timed out waiting for streams",
+                        tunnel.data[1].decode())  # fmt: skip
 
 
 async def test_bad_streams_are_reset_and_pings_answered(tunnel: Peer) -> None:
