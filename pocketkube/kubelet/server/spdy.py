@@ -3,9 +3,9 @@ server-side connection that multiplexes streams.
 
 kubectl's port-forward speaks SPDY/3.1 (Go's moby/spdystream under k8s.io/apimachinery's
 httpstream), either directly after an HTTP `Upgrade: SPDY/3.1` or tunnelled inside a websocket.
-Browsers dropped SPDY in 2016 and no library on PyPI does SPDY/3.1 well (what exists is
-unmaintained, client-only, or wraps a C library that is gone from distributions), so pocketkube
-carries the small part it needs here:
+Browsers dropped SPDY in 2016 and no library on PyPI does SPDY/3.1 well: what exists is
+unmaintained, predates 3.1 or binds the retired spdylay C library, and none gives an asyncio
+server session. So pocketkube carries the small part it needs here:
 
 * every SPDY/3 frame: SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS,
   WINDOW_UPDATE and DATA (with FIN);
@@ -34,7 +34,6 @@ SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDAT
     1, 2, 3, 4, 6, 7, 8, 9)  # fmt: skip
 FLAG_FIN = 0x01
 FLAG_UNIDIRECTIONAL = 0x02
-FLAG_SETTINGS_CLEAR = 0x01
 # RST_STREAM status codes (SPDY/3 section 2.4.2).
 PROTOCOL_ERROR, INVALID_STREAM, REFUSED_STREAM, CANCEL, INTERNAL_ERROR = 1, 2, 3, 5, 6
 MAX_LENGTH = 0xFFFFFF  # a frame's 24-bit length field
