@@ -34,18 +34,24 @@ from pocketkube.kubelet.runtime.interface import (
     SandboxStatus,
     StreamSession,
 )
-from pocketkube.kubelet.runtime.process_state import alive, exit_code_of, read_json, write_json
-from pocketkube.kubelet.runtime.process_streams import attach_session, exec_session, wait_pid
+from pocketkube.kubelet.runtime.process_state import (
+    ContainerError,
+    alive,
+    read_json,
+    read_status,
+    resolve,
+    write_json,
+)
+from pocketkube.kubelet.runtime.process_streams import (
+    attach_session,
+    exec_session,
+    run_sync,
+    wait_pid,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_EXEC_OUTPUT = 1024 * 1024
-# containerd's exit code when a container's end was not observed.
-UNKNOWN_EXIT_CODE = 255
-
-
-class ContainerError(RuntimeError):
-    """A container cannot be started or exec'd into; the message is what the user sees."""
+__all__ = ["ContainerError", "ProcessRuntime"]
 
 
 def _signal_number(name: str) -> int:
@@ -79,41 +85,7 @@ class ProcessRuntime:
         return self._containers / cid
 
     def _status_sync(self, cid: str) -> ContainerStatus | None:
-        cdir = self._cdir(cid)
-        config = read_json(cdir / "config.json")
-        if config is None:
-            return None
-        st = ContainerStatus(
-            id=cid, sandbox_id=config["sandbox_id"], name=config["name"],
-            attempt=config["attempt"], state="created", created_at=config["created_at"],
-            image_id=config["image_id"], image_ref=config["image_ref"],
-            log_path=config["log_path"] or "", labels=config["labels"],
-        )  # fmt: skip
-        started = read_json(cdir / "started.json")
-        exited = read_json(cdir / "exit.json")
-        if started:
-            st.started_at, st.pid = started["started_at"], started["pid"]
-        if exited is None and started is not None and not self._running(started):
-            # The supervisor died without recording the end (killed, or the machine rebooted).
-            exited = {"exit_code": UNKNOWN_EXIT_CODE, "finished_at": time.time(),
-                      "message": "the container's supervisor ended without its exit status"}  # fmt: skip
-            write_json(cdir / "exit.json", exited)
-        if exited is not None:
-            st.state = "exited"
-            st.pid = 0
-            st.exit_code = exited["exit_code"]
-            st.finished_at = exited["finished_at"]
-            st.reason = exited.get("reason") or ("Completed" if st.exit_code == 0 else "Error")
-            st.message = exited.get("message", "")
-        elif started is not None:
-            st.state = "running"
-        return st
-
-    @staticmethod
-    def _running(started: dict) -> bool:
-        return alive(started["shim_pid"], started.get("shim_start_ticks")) or alive(
-            started["pid"], started.get("start_ticks")
-        )
+        return read_status(self._cdir(cid), cid)
 
     async def _status(self, cid: str) -> ContainerStatus | None:
         return await asyncio.to_thread(self._status_sync, cid)
@@ -131,20 +103,7 @@ class ProcessRuntime:
         return config
 
     def _resolve(self, config: dict) -> tuple[str, dict[str, str], str]:
-        """(executable, environment, working directory) of the container on this host."""
-        argv = config["argv"]
-        if not argv:
-            raise ContainerError("no command specified")
-        env = dict(config["env"])
-        exe = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=os.environ.get("PATH"))
-        if exe is None or not os.path.isfile(exe):
-            raise ContainerError(f'exec: "{argv[0]}": executable file not found in $PATH')
-        if not os.access(exe, os.X_OK):
-            raise ContainerError(f'exec: "{argv[0]}": permission denied')
-        wd = config["working_dir"]
-        cwd = wd if wd and os.path.isdir(wd) else str(self._cdir(config["id"]) / "work")
-        os.makedirs(cwd, exist_ok=True)
-        return exe, env, cwd
+        return resolve(config, self._cdir(config["id"]) / "work")
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -363,32 +322,7 @@ class ProcessRuntime:
 
     async def exec_sync(self, container_id: str, argv: list[str], timeout: float) -> ExecResult:
         exe, env, cwd = await self._exec_target(container_id, argv)
-        proc = await asyncio.create_subprocess_exec(
-            exe, *argv[1:], env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        assert proc.stdout is not None
-
-        async def collect() -> bytes:
-            chunks, size = [], 0
-            while data := await proc.stdout.read(65536):  # type: ignore[union-attr]
-                if size < MAX_EXEC_OUTPUT:
-                    chunks.append(data[: MAX_EXEC_OUTPUT - size])
-                    size += len(chunks[-1])
-            await proc.wait()
-            return b"".join(chunks)
-
-        try:
-            output = await asyncio.wait_for(collect(), timeout if timeout > 0 else None)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-            raise TimeoutError(f"command {argv!r} timed out after {timeout}s") from None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # what it left behind, as a container exec would
-        return ExecResult(exit_code=exit_code_of(proc.returncode or 0), output=output)
+        return await run_sync(exe, argv, env, cwd, timeout)
 
     async def exec(self, container_id: str, argv: list[str], *, stdin: bool, tty: bool
                    ) -> StreamSession:  # fmt: skip

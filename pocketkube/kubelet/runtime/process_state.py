@@ -16,13 +16,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from pocketkube.kubelet.runtime.interface import ContainerStatus
+
 # The longest line kept whole in the log; longer ones are split into partial (P) records, as
 # containerd does with its 16 KiB buffer.
 MAX_LOG_LINE = 16 * 1024
+# containerd's exit code when a container's end was not observed.
+UNKNOWN_EXIT_CODE = 255
+
+
+class ContainerError(RuntimeError):
+    """A container cannot be started or exec'd into; the message is what the user sees."""
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -59,6 +68,65 @@ def proc_start_ticks(pid: int) -> int | None:
 def alive(pid: int, ticks: int | None) -> bool:
     """Whether `pid` still is the process that had start time `ticks`."""
     return pid > 0 and ticks is not None and proc_start_ticks(pid) == ticks
+
+
+def _running(started: dict) -> bool:
+    """Whether the supervisor, or at least the container's process, still runs."""
+    return alive(started["shim_pid"], started.get("shim_start_ticks")) or alive(
+        started["pid"], started.get("start_ticks")
+    )
+
+
+def read_status(cdir: Path, cid: str) -> ContainerStatus | None:
+    """The container's status from its directory (None when there is no such container)."""
+    config = read_json(cdir / "config.json")
+    if config is None:
+        return None
+    st = ContainerStatus(
+        id=cid, sandbox_id=config["sandbox_id"], name=config["name"],
+        attempt=config["attempt"], state="created", created_at=config["created_at"],
+        image_id=config["image_id"], image_ref=config["image_ref"],
+        log_path=config["log_path"] or "", labels=config["labels"],
+    )  # fmt: skip
+    started = read_json(cdir / "started.json")
+    exited = read_json(cdir / "exit.json")
+    if started:
+        st.started_at, st.pid = started["started_at"], started["pid"]
+    if exited is None and started is not None and not _running(started):
+        # The supervisor died without recording the end (killed, or the machine rebooted);
+        # recorded once so the finish time stays put.
+        exited = {"exit_code": UNKNOWN_EXIT_CODE, "finished_at": time.time(),
+                  "message": "the container's supervisor ended without its exit status"}  # fmt: skip
+        write_json(cdir / "exit.json", exited)
+    if exited is not None:
+        st.state = "exited"
+        st.pid = 0
+        st.exit_code = exited["exit_code"]
+        st.finished_at = exited["finished_at"]
+        st.reason = exited.get("reason") or ("Completed" if st.exit_code == 0 else "Error")
+        st.message = exited.get("message", "")
+    elif started is not None:
+        st.state = "running"
+    return st
+
+
+def resolve(config: dict, fallback_cwd: Path) -> tuple[str, dict[str, str], str]:
+    """(executable, environment, working directory) of a container's argv on this host:
+    argv[0] looked up on the host PATH, exactly the container's env, its working dir when the
+    host has it. Raises ContainerError with runc's wording when there is nothing to run."""
+    argv = config["argv"]
+    if not argv:
+        raise ContainerError("no command specified")
+    env = dict(config["env"])
+    exe = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=os.environ.get("PATH"))
+    if exe is None or not os.path.isfile(exe):
+        raise ContainerError(f'exec: "{argv[0]}": executable file not found in $PATH')
+    if not os.access(exe, os.X_OK):
+        raise ContainerError(f'exec: "{argv[0]}": permission denied')
+    wd = config["working_dir"]
+    cwd = wd if wd and os.path.isdir(wd) else str(fallback_cwd)
+    os.makedirs(cwd, exist_ok=True)
+    return exe, env, cwd
 
 
 def exit_code_of(returncode: int) -> int:

@@ -16,9 +16,12 @@ import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from pocketkube.kubelet.runtime.interface import StreamSession
+from pocketkube.kubelet.runtime.interface import ExecResult, StreamSession
 from pocketkube.kubelet.runtime.process_shim import _set_controlling_tty, set_winsize
 from pocketkube.kubelet.runtime.process_state import exit_code_of
+
+# Output kept from exec_sync (probes and hooks read far less).
+MAX_EXEC_OUTPUT = 1024 * 1024
 
 
 class _EioIsEof(asyncio.StreamReaderProtocol):
@@ -63,6 +66,42 @@ async def wait_pid(pid: int, still_same: Callable[[], bool], timeout: float | No
         os.close(fd)
 
 
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+async def run_sync(exe: str, argv: list[str], env: dict[str, str], cwd: str,
+                   timeout: float) -> ExecResult:  # fmt: skip
+    """Run argv to its end (stdout and stderr together, capped); TimeoutError after `timeout`
+    seconds (0: no limit). Whatever it left in its process group is killed afterwards."""
+    proc = await asyncio.create_subprocess_exec(
+        exe, *argv[1:], env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    stdout = proc.stdout
+    assert stdout is not None
+
+    async def collect() -> bytes:
+        chunks, size = [], 0
+        while data := await stdout.read(65536):
+            if size < MAX_EXEC_OUTPUT:
+                chunks.append(data[: MAX_EXEC_OUTPUT - size])
+                size += len(chunks[-1])
+        await proc.wait()
+        return b"".join(chunks)
+
+    try:
+        output = await asyncio.wait_for(collect(), timeout if timeout > 0 else None)
+    except TimeoutError:
+        _kill_group(proc.pid)
+        await proc.wait()
+        raise TimeoutError(f"command {argv!r} timed out after {timeout}s") from None
+    _kill_group(proc.pid)
+    return ExecResult(exit_code=exit_code_of(proc.returncode or 0), output=output)
+
+
 async def exec_session(exe: str, argv: list[str], env: dict[str, str], cwd: str, *,
                        stdin: bool, tty: bool) -> StreamSession:  # fmt: skip
     """Start argv as an interactive process in its own session; the session's streams."""
@@ -101,8 +140,7 @@ async def exec_session(exe: str, argv: list[str], env: dict[str, str], cwd: str,
     async def close() -> None:
         nonlocal master
         if proc.returncode is None:
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            _kill_group(proc.pid)
             await proc.wait()
         if session_stdin is not None:
             session_stdin.close()
@@ -152,8 +190,10 @@ async def attach_session(cdir: Path, *, stdin: bool, tty: bool,
 
     async def resize(width: int, height: int) -> None:
         if tty and not closed.is_set():
-            _, writer = await open_stream(f"resize {int(width)} {int(height)}")
+            reader, writer = await open_stream(f"resize {int(width)} {int(height)}")
+            await reader.read()  # the supervisor closes the connection once the size is set
             writer.close()
+            writers.remove(writer)
 
     async def close() -> None:
         if closed.is_set():

@@ -255,3 +255,36 @@ def test_pid_identity_includes_the_start_time():
     assert ticks is not None
     assert alive(os.getpid(), ticks)
     assert not alive(os.getpid(), ticks + 1)
+
+
+async def test_attach_with_a_tty_and_resize(runtime, tmp_path):
+    cid = await container(runtime, tmp_path, "read line; echo got:$line; stty size",
+                          stdin=True, tty=True)  # fmt: skip
+    session = await runtime.attach(cid, stdin=True, tty=True)
+    assert session.stderr is None
+    await session.resize(100, 40)
+    session.stdin.write(b"hi\n")
+    await session.stdin.drain()
+    out = await asyncio.wait_for(session.stdout.read(), 30)
+    assert out.replace(b"\r\n", b"\n").endswith(b"got:hi\n40 100\n")
+    await session.close()
+    assert (await runtime.container_status(cid)).exit_code == 0
+
+
+async def test_port_forward_reaches_a_host_port(runtime):
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sid, _ = await sandbox(runtime)
+    try:
+        reader, writer = await runtime.port_forward(sid, port)
+        writer.write(b"ping\n")
+        assert await asyncio.wait_for(reader.readline(), 30) == b"ping\n"
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
