@@ -145,9 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--kubeconfig", type=Path, help="cluster to join (default $KUBECONFIG or ~/.kube/config)"
     )
     scheduler.add_argument("--log-level", choices=LOG_LEVELS, default="info")
-    from pocketkube.cli import agent
+    from pocketkube.cli import agent, image
 
     agent.add_parser(sub, LOG_LEVELS)
+    image.add_parser(sub, [data])
     return parser
 
 
