@@ -40,11 +40,13 @@ def add_parser(sub: argparse._SubParsersAction, log_levels: tuple[str, ...]) -> 
     p.add_argument("--data-dir", type=Path, default=None,
                    help="agent state, images and logs (default $POCKETKUBE_HOME or ~/.pocketkube)")
     p.add_argument("--node-name", default=None, help="node name (default: the host name)")
-    p.add_argument("--node-ip", default="127.0.0.1",
-                   help="the address the API server reaches this node at (default 127.0.0.1)")
+    p.add_argument("--node-ip", default="",
+                   help="the address the API server reaches this node at (default: the pod "
+                   "bridge's gateway with runc, 127.0.0.1 with the process runtime)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"streaming server port (default {DEFAULT_PORT})")
-    p.add_argument("--bind-address", default="0.0.0.0", help="streaming server address")
+    p.add_argument("--bind-address", default="0.0.0.0",
+                   help="streaming server address (default 0.0.0.0)")
     p.add_argument("--runtime", choices=("auto", "runc", "process"), default="auto")
     p.add_argument("--pod-manifest-path", type=Path, default=None,
                    help="static pod manifests (default <data-dir>/manifests)")

@@ -40,10 +40,12 @@ class AgentConfig:
     root: Path  # <data-dir>/agent
     images_root: Path  # <data-dir>/images
     node_name: str = field(default_factory=lambda: socket.gethostname().lower())
-    node_ip: str = "127.0.0.1"
+    # The node's InternalIP: "" picks the pod bridge's gateway (runc; reachable from pods and
+    # from this host) or 127.0.0.1 (process runtime).
+    node_ip: str = ""
     runtime: str = "auto"  # "auto" | "runc" | "process"
     port: int = 0  # the streaming server's port (0: any free one)
-    bind: str = "127.0.0.1"
+    bind: str = ""  # "" = 0.0.0.0 with runc (the gateway is on a bridge), else 127.0.0.1
     service_cidr: str = SERVICE_CIDR
     cluster_domain: str = CLUSTER_DOMAIN
     labels: dict[str, str] = field(default_factory=dict)
@@ -121,13 +123,15 @@ class Agent:
         await objects.start()
         try:
             runtime_version = await self._runtime_version(kind)
+            node_ip = cfg.node_ip or "127.0.0.1"
             status = NodeStatus(self.client, cfg.node_name, runtime_version=runtime_version,
-                                kubelet_port=0, node_ip=cfg.node_ip, labels=cfg.labels,
+                                kubelet_port=0, node_ip=node_ip, labels=cfg.labels,
                                 root=cfg.root, clock=self.clock)
             volumes = VolumeManager(cfg.root / "pods", objects, node_name=cfg.node_name)
             self.kubelet = None
             lookup = _LateLookup(self)
-            self.server = StreamingServer(lookup, host=cfg.bind, port=cfg.port, cert=cert,
+            bind = cfg.bind or ("0.0.0.0" if kind == "runc" else "127.0.0.1")
+            self.server = StreamingServer(lookup, host=bind, port=cfg.port, cert=cert,
                                           key=key, client_ca=cfg.client_ca or cert)
             port = await self.server.start()
             status.kubelet_port = port
@@ -135,11 +139,14 @@ class Agent:
             self.tasks.append(asyncio.create_task(status.run(), name="node-status"))
             self.runtime = await self._make_runtime(kind, images, status)
             await self.runtime.start()
+            if status.node_ip != node_ip:
+                await status.update_status(force=True)
+            node_ip = status.node_ip
             self.kubelet = Kubelet(
                 self.client, cfg.node_name, root=cfg.root, runtime=self.runtime, images=images,
                 volumes=volumes, objects=objects, recorder=self.recorder, clock=self.clock,
                 cluster_dns=[cfg.cluster_dns], cluster_domain=cfg.cluster_domain,
-                node_ip=cfg.node_ip)
+                node_ip=node_ip)
             self.tasks.append(asyncio.create_task(self.kubelet.run(), name="pod-workers"))
             if cfg.manifests is not None:
                 from pocketkube.kubelet.staticpods import StaticPods
@@ -147,7 +154,7 @@ class Agent:
                 static = StaticPods(cfg.manifests, cfg.node_name, self.kubelet)
                 self.tasks.append(asyncio.create_task(static.run(), name="static-pods"))
             self.ready.set()
-            log.info("node %s ready (streaming on %s:%d)", cfg.node_name, cfg.bind, port)
+            log.info("node %s (%s) ready, streaming on %s:%d", cfg.node_name, node_ip, bind, port)
             done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
                 t.result()
@@ -171,13 +178,16 @@ class Agent:
         if kind == "process":
             from pocketkube.kubelet.runtime.process import ProcessRuntime
 
-            return ProcessRuntime(cfg.root / "process", images, host_ip=cfg.node_ip)
+            return ProcessRuntime(cfg.root / "process", images, host_ip=status.node_ip)
         from pocketkube.kubelet.network.cni import CniNetwork
         from pocketkube.kubelet.runtime.runc import RuncRuntime
 
         subnet = await status.wait_pod_cidr()
         network = CniNetwork(cfg.root / "cni", bridge=bridge_name(cfg.root), subnet=subnet,
                              plugin_dir=str(CNI_PLUGINS))
+        await network.ensure_bridge()
+        if not cfg.node_ip:
+            status.node_ip = network.gateway
         return RuncRuntime(cfg.root / "runc", images, network)
 
     async def _runtime_version(self, kind: str) -> str:
@@ -200,7 +210,8 @@ class Agent:
         from pocketkube.kubelet.servingcert import self_signed
 
         pki = cfg.root / "pki"
-        return self_signed(pki, cfg.node_name, [cfg.node_name, cfg.node_ip, "127.0.0.1"])
+        return self_signed(pki, cfg.node_name,
+                           [h for h in (cfg.node_name, cfg.node_ip, "127.0.0.1") if h])
 
 
 class _LateLookup:
@@ -248,7 +259,8 @@ def _cluster_signed_pair(pki: Path, config: AgentConfig) -> tuple[Path, Path]:
     if not cert_path.exists():
         cert_path.parent.mkdir(parents=True, exist_ok=True)
         cert, key = issue_serving_cert(PkiPaths.under(pki), f"system:node:{config.node_name}",
-                                       [config.node_name, config.node_ip, "127.0.0.1"])
+                                       [h for h in (config.node_name, config.node_ip,
+                                                    "127.0.0.1") if h])
         write_private(key_path, key)
         cert_path.write_bytes(cert)
     return cert_path, key_path

@@ -11,6 +11,7 @@ be found and removed by `cleanup` when the cluster is deleted, leaving other clu
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -74,6 +75,23 @@ class CniNetwork:
                 {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
             ],
         }
+
+    @property
+    def gateway(self) -> str:
+        """The bridge's address: the first of the subnet, as host-local hands out gateways.
+        The node is reachable from its pods here."""
+        return str(next(ipaddress.ip_network(self.subnet, strict=False).hosts()))
+
+    async def ensure_bridge(self) -> None:
+        """Create the bridge with the gateway address now rather than at the first pod, so
+        the node's address exists before any pod (hostNetwork pods never make it)."""
+        if not await asyncio.to_thread(os.path.exists, f"/sys/class/net/{self.bridge}"):
+            await netns.run("ip", "link", "add", self.bridge, "type", "bridge")
+        prefix = ipaddress.ip_network(self.subnet, strict=False).prefixlen
+        addrs = await netns.run("ip", "-o", "-4", "addr", "show", "dev", self.bridge)
+        if f" {self.gateway}/" not in addrs:
+            await netns.run("ip", "addr", "add", f"{self.gateway}/{prefix}", "dev", self.bridge)
+        await netns.run("ip", "link", "set", self.bridge, "up")
 
     def loopback_config(self) -> dict:
         return {"cniVersion": CNI_VERSION, "name": "cni-loopback", "type": "loopback"}
