@@ -146,6 +146,7 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None,
     tokens = TokenAuthority(paths.sa_key, paths.sa_pub)
     address = f"{advertise}:{config.port}"
     app = build_app(registry, tokens, _health(registry, health), address)
+    app["pki"] = paths  # the client certificate for node agents (handlers/streaming.py)
     # Open watch streams would otherwise hold a graceful shutdown for a minute.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()

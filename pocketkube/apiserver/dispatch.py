@@ -14,7 +14,7 @@ from aiohttp import web
 
 from pocketkube.api import errors
 from pocketkube.apiserver import auth, discovery, negotiate, openapi, requestinfo
-from pocketkube.apiserver.handlers import crud, patch, subresources, virtual, watch
+from pocketkube.apiserver.handlers import crud, patch, streaming, subresources, virtual, watch
 from pocketkube.apiserver.handlers.common import Scope, ensure_namespace, warning_header
 from pocketkube.registry.strategy import Context
 
@@ -30,6 +30,10 @@ VERBS: dict[str, Handler] = {
 SUBRESOURCES: dict[tuple[str, str], Handler] = {
     ("pods", "binding"): subresources.binding,
     ("pods", "eviction"): subresources.eviction,
+    ("pods", "log"): streaming.log_,
+    ("pods", "exec"): streaming.exec_,
+    ("pods", "attach"): streaming.attach,
+    ("pods", "portforward"): streaming.portforward,
     ("serviceaccounts", "token"): subresources.token,
     ("namespaces", "finalize"): subresources.finalize,
 }
@@ -82,13 +86,16 @@ async def status_middleware(request: web.Request, handler: Any) -> web.StreamRes
 
 MAX_READ_INFLIGHT = 400  # kube-apiserver's --max-requests-inflight
 MAX_MUTATING_INFLIGHT = 200  # --max-mutating-requests-inflight
+# Long-running subresources, exempt from the limits as in kube's BasicLongRunningRequestCheck.
+LONG_RUNNING_SUFFIXES = ("/log", "/exec", "/attach", "/portforward")
 
 
 @web.middleware
 async def inflight_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Shed load beyond kube's in-flight limits with 429 (watches are long-running and exempt,
     as in kube)."""
-    if request.query.get("watch") in ("true", "1"):
+    if request.query.get("watch") in ("true", "1") or \
+            request.path.endswith(LONG_RUNNING_SUFFIXES) or "/proxy" in request.path:
         return await handler(request)
     mutating = request.method not in ("GET", "HEAD", "OPTIONS")
     key, limit = ("mutating", MAX_MUTATING_INFLIGHT) if mutating else ("read",
