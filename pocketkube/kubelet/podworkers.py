@@ -166,6 +166,7 @@ class PodWorkers:
                 timeout = None
                 self._maybe_idle()
                 continue
+            self.idle.clear()
             w.current = asyncio.ensure_future(self._step(w))
             await asyncio.wait({w.current})
             if w.current.cancelled():
@@ -193,12 +194,13 @@ class PodWorkers:
                    for w in self.workers.values()):
             self.idle.set()
 
-    async def settle(self, rounds: int = 200) -> None:
-        """Let every worker finish what it has to do now (tests)."""
-        for _ in range(rounds):
-            for _ in range(20):
-                await asyncio.sleep(0)
-            if self.idle.is_set() and all(not w.wake.is_set() for w in self.workers.values()):
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait until no worker has anything to do right now (tests)."""
+        while True:
+            await asyncio.wait_for(self.idle.wait(), timeout)
+            for _ in range(5):
+                await asyncio.sleep(0)  # let woken workers take their turn
+            if self.idle.is_set():
                 return
 
     async def close(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pocketkube.kubelet import containers as ctr
 from pocketkube.kubelet.backoff import Backoff, go_duration
+from pocketkube.kubelet.imagepuller import ERR_IMAGE_PULL
 from pocketkube.kubelet.lifecycle import REASON_LIVENESS, Lifecycle
 from pocketkube.kubelet.pleg import PodRuntimeStatus
 from pocketkube.kubelet.runtime.interface import ContainerStatus, Runtime, SandboxConfig
@@ -28,6 +29,7 @@ from pocketkube.kubelet.starter import ContainerStarter, StartError
 log = logging.getLogger("pocketkube.kubelet.syncpod")
 Obj = dict[str, Any]
 CRASH_LOOP_BACKOFF = "CrashLoopBackOff"
+PULL_FAILED_RESYNC = 1.0
 KEEP_DEAD = 2  # instances kept per container name (current + previous, for lastState/logs)
 
 
@@ -297,8 +299,10 @@ class PodSyncer:
         except StartError as e:
             self.reasons[(uid, c["name"])] = (e.reason, e.message)
             result.errors.append(f"{c['name']}: {e.reason}: {e.message}")
-            remaining = self.starter.puller.backoff_remaining(pod, c)
-            result.wake(remaining)
+            if e.reason == ERR_IMAGE_PULL:
+                result.wake(PULL_FAILED_RESYNC)  # soon show ImagePullBackOff, as kube does
+            else:
+                result.wake(self.starter.puller.backoff_remaining(pod, c))
             return False
         self.reasons.pop((uid, c["name"]), None)
         return True
