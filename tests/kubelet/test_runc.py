@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -231,14 +232,20 @@ class Harness:
             _force_cleanup(self.root, self.network, self.pod_uids)
 
 
-@pytest.fixture
-async def harness(tmp_path):
-    h = Harness(tmp_path)
-    await h.runtime.start()
+@contextlib.asynccontextmanager
+async def open_harness(tmp: Path) -> AsyncIterator[Harness]:
+    h = Harness(tmp)
     try:
+        await h.runtime.start()
         yield h
     finally:
         await h.close()
+
+
+@pytest.fixture
+async def harness(tmp_path):
+    async with open_harness(tmp_path) as h:
+        yield h
 
 
 def log_lines(path: Path) -> list[tuple[str, str]]:
@@ -291,8 +298,7 @@ async def test_containers_share_network_and_hostname(harness: Harness):
         sid,
         sandbox,
         "client",
-        "hostname; cat /etc/hostname; "
-        "until nc 127.0.0.1 8080 </dev/null; do usleep 50000; done",
+        "hostname; cat /etc/hostname; until nc 127.0.0.1 8080 </dev/null; do usleep 50000; done",
     )
     done = await harness.exited(client)
     assert done.reason == "Completed"

@@ -71,8 +71,15 @@ def _pid_file(t: Target) -> Path:
     return t.bundle / f"exec-{secrets.token_hex(6)}.pid"
 
 
-def _kill_from(pid_file: Path) -> None:
-    """SIGKILL the exec'd process named in `pid_file` (runc wrote it)."""
+async def _kill_from(pid_file: Path, done: asyncio.Future | None = None) -> None:
+    """SIGKILL the exec'd process named in `pid_file`, waiting for runc to write it (runc writes
+    it once the process runs) unless `done` says the exec already ended."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CONSOLE_TIMEOUT
+    while not pid_file.exists() and loop.time() < deadline:
+        if done is not None and done.done():
+            return
+        await asyncio.sleep(0.01)
     try:
         pid = int(pid_file.read_text().strip())
         os.kill(pid, signal.SIGKILL)
@@ -100,7 +107,7 @@ async def exec_sync(t: Target, argv: list[str], timeout: float) -> ExecResult:
     try:
         code = await asyncio.wait_for(collect(), timeout if timeout > 0 else None)
     except TimeoutError:
-        _kill_from(pid_file)
+        await _kill_from(pid_file)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 5)
         raise TimeoutError(f"command {argv!r} timed out after {timeout}s") from None
@@ -122,14 +129,16 @@ async def exec_pipes(t: Target, argv: list[str], stdin: bool) -> StreamSession:
         stderr=asyncio.subprocess.PIPE,
     )
 
+    finished = asyncio.ensure_future(proc.wait())
+
     async def wait() -> int:
-        code = await proc.wait()
+        code = await finished
         pid_file.unlink(missing_ok=True)
         return code
 
     async def close() -> None:
-        if proc.returncode is None:
-            _kill_from(pid_file)
+        if not finished.done():
+            await _kill_from(pid_file, finished)
         stdio.close_writer(proc.stdin)
         await wait()
 
@@ -188,7 +197,7 @@ async def exec_tty(t: Target, argv: list[str], stdin: bool) -> StreamSession:
         listener.close()
     if not receive.done() or receive.exception() is not None:
         receive.cancel()
-        _kill_from(pid_file)
+        await _kill_from(pid_file, exited)
         await exited
         message = (await errors).decode(errors="replace").strip()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -213,7 +222,7 @@ async def exec_tty(t: Target, argv: list[str], stdin: bool) -> StreamSession:
             return
         closed = True
         if not exited.done():
-            _kill_from(pid_file)
+            await _kill_from(pid_file, exited)
         await exited
         errors.cancel()
         stdio.close_writer(writer)
