@@ -206,9 +206,9 @@ def running_status(names: list[str]) -> dict:
                 for n in names]}
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, FakeAgent]]:
-    base = tmp_path_factory.mktemp("streaming")
+@contextlib.contextmanager
+def streaming_cluster(base: Path) -> Iterator[tuple[Cluster, FakeAgent]]:
+    """A real API server, the fake agent, its Node and the test Pods (see the module doc)."""
     cluster = Cluster(base / "cluster")
     cluster.start()
     agent = None
@@ -251,6 +251,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Fak
         if agent is not None:
             agent.close()
         cluster.close()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, FakeAgent]]:
+    with streaming_cluster(tmp_path_factory.mktemp("streaming")) as pair:
+        yield pair
 
 
 def kubectl(env: tuple[Cluster, FakeAgent], *args: str, input: str | None = None,
