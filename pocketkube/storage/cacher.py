@@ -60,15 +60,17 @@ class CacheWatcher:
     A deque plus one waiter future rather than an asyncio.Queue: with a thousand watchers a
     change wakes a thousand tasks, and each wake-up must stay cheap."""
 
-    def __init__(self, cache: ResourceCache, match: Match | None) -> None:
+    def __init__(self, cache: ResourceCache, match: Match | None, prefix: str = "") -> None:
         self.cache = cache
         self.match = match
+        # A namespaced watch: only keys under this prefix (the cache holds every namespace).
+        self.prefix = prefix if prefix != cache.prefix else ""
         self.buffer: deque[tuple[str, Obj, CacheEvent]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self.closed = False
 
     def deliver(self, ev: CacheEvent) -> None:
-        if self.closed:
+        if self.closed or (self.prefix and not ev.key.startswith(self.prefix)):
             return
         m = self.match
         if m is None:
@@ -175,9 +177,9 @@ class ResourceCache:
         """A watcher replaying events after revision `after` from the buffer, then live."""
         if after < self.oldest:
             raise TooOldError(after, self.oldest)
-        w = CacheWatcher(self, match)
+        w = CacheWatcher(self, match, prefix)
         for ev in self.buffer:
-            if ev.revision > after and ev.key.startswith(prefix):
+            if ev.revision > after:
                 w.deliver(ev)
         self.watchers.add(w)
         return w
@@ -186,7 +188,7 @@ class ResourceCache:
         """Synthetic ADDED for every current object, then live events (no gap: nothing awaits
         between the snapshot and the subscription)."""
         items = self.snapshot(prefix, match)
-        w = CacheWatcher(self, match)
+        w = CacheWatcher(self, match, prefix)
         self.watchers.add(w)
         return w, items
 

@@ -106,6 +106,27 @@ def test_watch_from_list_resource_version(v1: client.CoreV1Api, ns: str) -> None
     assert initial[0][:2] == ("ADDED", "after")
 
 
+def test_namespaced_watch_sees_only_its_namespace(v1: client.CoreV1Api, cluster: Cluster,
+                                                  ns: str) -> None:
+    other = f"{ns}-other"
+    cluster.kubectl("create", "namespace", other)
+    rv = v1.list_namespaced_config_map(ns).metadata.resource_version
+    v1.create_namespaced_config_map(other, cm("elsewhere"))
+    v1.create_namespaced_config_map(ns, cm("here"))
+    # Live events and the replay from a resourceVersion both keep to the namespace.
+    assert [(t, n) for t, n, _ in collect(v1, ns, 1, resource_version=rv)] == [("ADDED", "here")]
+    seen: list[str] = []
+    w = watch.Watch()
+    for ev in w.stream(v1.list_namespaced_config_map, ns, timeout_seconds=WATCH_SECONDS):
+        seen.append(ev["object"].metadata.name)
+        if ev["object"].metadata.name == "here":
+            v1.create_namespaced_config_map(other, cm("elsewhere-2"))
+            v1.create_namespaced_config_map(ns, cm("here-2"))
+        if ev["object"].metadata.name == "here-2":
+            w.stop()
+    assert [n for n in seen if n != "kube-root-ca.crt"] == ["here", "here-2"]
+
+
 def test_watch_ends_at_timeout_seconds(v1: client.CoreV1Api, ns: str) -> None:
     start = time.monotonic()
     events = list(watch.Watch().stream(v1.list_namespaced_config_map, ns,
