@@ -42,12 +42,14 @@ class ServerProcess:
     """One `pocketkube server` bound to a data dir and a port that stay the same across restarts."""
 
     def __init__(self, data_dir: Path, datastore: str = "sqlite", port: int | None = None,
-                 log_level: str = "warning", app: str | None = None) -> None:
+                 log_level: str = "warning", app: str | None = None,
+                 node_agent: bool = False) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.datastore = datastore
         self.port = port or free_port()
         self.log_level = log_level
         self.app = app  # --app: another control-plane entry point (module:function)
+        self.node_agent = node_agent  # run this machine as a node (real containers)
         self.url = f"https://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "logs" / "server.log"
@@ -96,7 +98,8 @@ class ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-c", _LAUNCH, "server", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--datastore", self.datastore,
-                "--log-level", self.log_level, "--no-node-agent"] + \
+                "--log-level", self.log_level,
+                "--node-agent" if self.node_agent else "--no-node-agent"] + \
             (["--app", self.app] if self.app else [])
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
