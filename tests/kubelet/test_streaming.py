@@ -147,6 +147,18 @@ async def _tty_session(argv: list[str]) -> StreamSession:
     return StreamSession(stdin, out, None, wait, resize, close)
 
 
+class CountingServer(StreamingServer):
+    """The real server, telling the test when a log stream's handler has finished."""
+
+    log_streams_ended = threading.Event()
+
+    async def container_logs(self, request):  # type: ignore[no-untyped-def]
+        try:
+            return await super().container_logs(request)
+        finally:
+            self.log_streams_ended.set()
+
+
 class FakeAgent:
     """PodLookup over a dict of fake containers, serving on its own event loop thread."""
 
@@ -161,7 +173,7 @@ class FakeAgent:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.server = StreamingServer(self, host="127.0.0.1", port=0, cert=base / "agent.crt",
+        self.server = CountingServer(self, host="127.0.0.1", port=0, cert=base / "agent.crt",
                                       key=base / "agent.key", client_ca=pki.ca_cert)
         self.port = self._run(self.server.start())
 
@@ -298,6 +310,23 @@ def test_logs_follow_ends_with_the_container(env: tuple[Cluster, FakeAgent]) -> 
         proc.kill()
         proc.wait()
         c.state = "running"
+
+
+def test_abandoned_follow_ends_on_the_agent(env: tuple[Cluster, FakeAgent]) -> None:
+    cluster, agent = env
+    path = agent.workdir.parent / "logs" / "quiet.log"
+    path.write_text(cri(1, "only line"))
+    agent.containers[(NS, "two", "a")] = FakeContainer(path)
+    proc = cluster.kubectl_popen("-n", NS, "logs", "-f", "two", "-c", "a")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "only line\n"
+        CountingServer.log_streams_ended.clear()
+    finally:
+        proc.kill()
+        proc.wait()
+    # The container keeps running and writes nothing: only the client's departure ends it.
+    assert CountingServer.log_streams_ended.wait(20), "the agent still follows the log"
 
 
 def test_logs_errors(env: tuple[Cluster, FakeAgent]) -> None:

@@ -13,6 +13,7 @@ accepted first, and the failure arrives as a Status on the error channel
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +32,7 @@ REMOTE_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 PORTFORWARD_PROTOCOLS = ("SPDY/3.1+portforward.k8s.io",)
 MAX_MESSAGE = 32 * 1024 * 1024  # above a whole 16 MiB SPDY frame in one port-forward message
 TRUE = ("true", "1", "True")
+CLIENT_CHECK_PERIOD = 1.0  # seconds between looks at whether a log client is still connected
 
 
 # --- what kube-apiserver checks before proxying ------------------------------------------------
@@ -158,15 +160,32 @@ async def log_(scope: Scope) -> web.StreamResponse:
             resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
             resp.enable_chunked_encoding()
             await resp.prepare(scope.request)
+            copy = asyncio.create_task(_copy(upstream, resp))
+            gone = asyncio.create_task(_client_gone(scope.request))
             try:
-                async for chunk in upstream.content.iter_any():
-                    await resp.write(chunk)
-                await resp.write_eof()
-            except (TimeoutError, ConnectionError, aiohttp.ClientError) as e:
-                # The client or the agent went away mid-stream; the response has started, so
-                # there is no Status to send any more.
-                log.debug("log stream of %s/%s ended: %s", meta["namespace"], meta["name"], e)
+                await asyncio.wait({copy, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if copy.done() and copy.exception() is not None:
+                    # The client or the agent went away mid-stream; the response has started,
+                    # so there is no Status to send any more.
+                    log.debug("log stream of %s/%s ended: %s", meta["namespace"], meta["name"],
+                              copy.exception())
+            finally:
+                for t in (copy, gone):
+                    t.cancel()
             return resp
+
+
+async def _copy(upstream: aiohttp.ClientResponse, resp: web.StreamResponse) -> None:
+    async for chunk in upstream.content.iter_any():
+        await resp.write(chunk)
+    await resp.write_eof()
+
+
+async def _client_gone(request: web.Request) -> None:
+    """Returns once the client has disconnected (a quiet `logs -f` would not notice before the
+    next line otherwise, and would hold the agent's stream open until then)."""
+    while request.transport is not None and not request.transport.is_closing():
+        await asyncio.sleep(CLIENT_CHECK_PERIOD)
 
 
 async def exec_(scope: Scope) -> web.StreamResponse:

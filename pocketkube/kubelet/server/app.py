@@ -25,6 +25,11 @@ from pocketkube.kubelet.server.logs import LogOptions, parse_time, stream_log
 
 log = logging.getLogger("pocketkube.kubelet.server")
 
+# How often a followed log asks the runtime whether its container still runs (the kubelet
+# asks every few seconds; a second keeps `logs -f` prompt to end without a runtime call per
+# poll).
+STATE_CHECK_PERIOD = 1.0
+
 
 class PodLookup(Protocol):
     """The agent's view of the pods it runs, by namespace and name."""
@@ -39,6 +44,10 @@ class PodLookup(Protocol):
     def log_path(self, ns: str, pod: str, container: str, previous: bool) -> Path | None:
         """The CRI log file of the current instance, or of the one before it (`previous`)."""
         ...
+
+
+def _gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
 
 
 def _text(status: int, message: str) -> web.Response:
@@ -133,12 +142,19 @@ class StreamingServer:
             return _text(400, f'container "{name}" in pod "{pod}" is waiting to start - '
                               f"no logs yet")
 
+        checked = {"at": time.monotonic(), "running": True}
+
         async def running() -> bool:
-            if previous or found is None:
+            """Whether to keep following: the container runs and the client is still there."""
+            if previous or found is None or _gone(request):
                 return False
-            runtime, status = found
-            current = await runtime.container_status(status.id)
-            return current is not None and current.state in ("running", "created")
+            now = time.monotonic()
+            if now - checked["at"] >= STATE_CHECK_PERIOD:
+                runtime, status = found
+                current = await runtime.container_status(status.id)
+                checked.update(at=now, running=current is not None and
+                               current.state in ("running", "created"))
+            return bool(checked["running"])
 
         resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
         resp.enable_chunked_encoding()
