@@ -137,67 +137,30 @@ def capabilities(add: list[str], drop: list[str], privileged: bool) -> list[str]
     return [f"CAP_{c}" for c in caps]
 
 
+def _mount(destination: str, kind: str, source: str, *options: str) -> dict:
+    return {"destination": destination, "type": kind, "source": source, "options": list(options)}
+
+
 def _standard_mounts(shm: Path, privileged: bool) -> list[dict]:
-    sys_options = ["nosuid", "noexec", "nodev"] + ([] if privileged else ["ro"])
+    nosuid = ("nosuid", "noexec", "nodev")
     return [
-        {
-            "destination": "/proc",
-            "type": "proc",
-            "source": "proc",
-            "options": ["nosuid", "noexec", "nodev"],
-        },
-        {
-            "destination": "/dev",
-            "type": "tmpfs",
-            "source": "tmpfs",
-            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
-        },
-        {
-            "destination": "/dev/pts",
-            "type": "devpts",
-            "source": "devpts",
-            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
-        },
-        {
-            "destination": "/dev/mqueue",
-            "type": "mqueue",
-            "source": "mqueue",
-            "options": ["nosuid", "noexec", "nodev"],
-        },
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options},
-        {
-            "destination": "/sys/fs/cgroup",
-            "type": "cgroup",
-            "source": "cgroup",
-            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
-        },
+        _mount("/proc", "proc", "proc", *nosuid),
+        _mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
+        _mount("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance",
+               "ptmxmode=0666", "mode=0620", "gid=5"),
+        _mount("/dev/mqueue", "mqueue", "mqueue", *nosuid),
+        _mount("/sys", "sysfs", "sysfs", *nosuid, *(() if privileged else ("ro",))),
+        _mount("/sys/fs/cgroup", "cgroup", "cgroup", *nosuid, "relatime", "ro"),
         # The pod's /dev/shm: one tmpfs per sandbox, shared like its IPC namespace.
-        {
-            "destination": "/dev/shm",
-            "type": "bind",
-            "source": str(shm),
-            "options": ["rbind", "nosuid", "noexec", "nodev"],
-        },
-    ]
+        _mount("/dev/shm", "bind", str(shm), "rbind", *nosuid),
+    ]  # fmt: skip
 
 
 def _file_mounts(sandbox: SandboxConfig) -> list[dict]:
-    mounts = []
-    for dest, path in (
-        ("/etc/hosts", sandbox.hosts_path),
-        ("/etc/resolv.conf", sandbox.resolv_path),
-        ("/etc/hostname", sandbox.hostname_path),
-    ):
-        if path is not None:
-            mounts.append(
-                {
-                    "destination": dest,
-                    "type": "bind",
-                    "source": str(path),
-                    "options": ["rbind", "rprivate"],
-                }
-            )
-    return mounts
+    files = {"/etc/hosts": sandbox.hosts_path, "/etc/resolv.conf": sandbox.resolv_path,
+             "/etc/hostname": sandbox.hostname_path}  # fmt: skip
+    return [_mount(dest, "bind", str(path), "rbind", "rprivate")
+            for dest, path in files.items() if path is not None]  # fmt: skip
 
 
 def _process(
@@ -329,27 +292,16 @@ def container_spec(
         ]
     mounts = _standard_mounts(shm, sec.privileged) + _file_mounts(sandbox)
     if config.termination_message_host_path is not None:
-        mounts.append(
-            {
-                "destination": config.termination_message_path or "/dev/termination-log",
-                "type": "bind",
-                "source": str(config.termination_message_host_path),
-                "options": ["rbind", "rprivate"],
-            }
-        )
+        destination = config.termination_message_path or "/dev/termination-log"
+        host = str(config.termination_message_host_path)
+        mounts.append(_mount(destination, "bind", host, "rbind", "rprivate"))
     rootfs_propagation = "rprivate"
     for m in config.mounts:
         option = _propagation_option(m.propagation)
         if option == "rshared" or (option == "rslave" and rootfs_propagation != "rshared"):
             rootfs_propagation = option
-        mounts.append(
-            {
-                "destination": m.container_path,
-                "type": "bind",
-                "source": m.host_path,
-                "options": ["rbind", option] + (["ro"] if m.read_only else []),
-            }
-        )
+        read_only = ("ro",) if m.read_only else ()
+        mounts.append(_mount(m.container_path, "bind", m.host_path, "rbind", option, *read_only))
     profile = seccomp.profile_for(sec.seccomp, caps, sec.privileged)
     linux = _linux(namespaces, cgroups_path, _resources(config), sec.privileged, profile)
     linux["rootfsPropagation"] = rootfs_propagation

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from pocketkube.kubelet.runtime import cgroups, conmon, ocispec, rootfs, runcexec, users
@@ -34,28 +32,18 @@ from pocketkube.kubelet.runtime.interface import (
     ExecResult,
     ImageService,
     SandboxConfig,
-    SandboxStatus,
     StreamSession,
 )
-from pocketkube.kubelet.runtime.runcbase import RuncContainers, RuncError
+from pocketkube.kubelet.runtime.runcbase import RuncError, new_id
+from pocketkube.kubelet.runtime.runcsandbox import PAUSE_IMAGE, RuncSandboxes
 from pocketkube.kubelet.runtime.state import Record, load_all
 
 log = logging.getLogger(__name__)
 
-PAUSE_IMAGE = "registry.k8s.io/pause:3.10"  # images/builtin.py builds it at first start
-
-__all__ = ["RuncError", "RuncRuntime"]
+__all__ = ["PAUSE_IMAGE", "RuncError", "RuncRuntime"]
 
 
-def _new_id() -> str:
-    return secrets.token_hex(32)
-
-
-def _sandbox_dict(config: SandboxConfig) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
-
-
-class RuncRuntime(RuncContainers):
+class RuncRuntime(RuncSandboxes):
     name = "runc"
 
     def __init__(
@@ -102,147 +90,6 @@ class RuncRuntime(RuncContainers):
     async def close(self) -> None:
         """Nothing to release: containers belong to their conmon and keep running."""
 
-    # --- sandboxes -----------------------------------------------------------------------
-
-    async def run_sandbox(self, config: SandboxConfig) -> str:
-        image = await self.images.get(PAUSE_IMAGE)
-        if image is None:
-            raise RuncError(f'the pause image "{PAUSE_IMAGE}" is not present')
-        sid = _new_id()
-        directory = self.root / "sandboxes" / sid
-        parent = config.cgroup_parent or cgroups.default_parent(config.pod_uid)
-        rec = Record(
-            id=sid,
-            kind="sandbox",
-            sandbox_id=sid,
-            name=config.name,
-            pod_uid=config.pod_uid,
-            namespace=config.namespace,
-            created_at=time.time(),
-            image_id=image.id,
-            image_ref=PAUSE_IMAGE,
-            labels=dict(config.labels),
-            cgroups_path=f"{parent}/{sid}",
-            host_network=config.host_network,
-            ports=[asdict(p) for p in config.port_mappings],
-            sandbox_config=_sandbox_dict(config),
-        )
-        self.records[sid] = rec
-        self.dirs[sid] = directory
-        try:
-            await self._save(rec)
-            if not config.host_network:
-                rec.netns = await self.network.create_netns(sid)
-                await self._save(rec)
-                rec.ips = list(
-                    await self.network.setup(
-                        sid,
-                        rec.netns,
-                        (config.namespace, config.name, config.pod_uid),
-                        config.port_mappings,
-                    )
-                )
-            await rootfs.mount_overlay(
-                image.layers, directory / "upper", directory / "work", directory / "rootfs"
-            )
-            await rootfs.mount_tmpfs(directory / "shm")
-            spec = ocispec.sandbox_spec(
-                config,
-                image,
-                rootfs=directory / "rootfs",
-                netns=rec.netns or None,
-                shm=directory / "shm",
-                cgroups_path=rec.cgroups_path,
-            )
-            await self._create(
-                rec,
-                spec,
-                f"k8s_POD_{config.name}_{config.namespace}",
-                directory / "pause.log",
-                tty=False,
-                stdin=False,
-                stdin_once=False,
-            )
-            await self._start(rec)
-        except BaseException as exc:
-            await asyncio.shield(self._destroy(rec))
-            if isinstance(exc, (rootfs.MountError, conmon.ConmonError, OSError)):
-                raise RuncError(f"failed to start the pod sandbox: {exc}") from exc
-            raise
-        log.info(
-            "sandbox %s for pod %s/%s started (pid %d)",
-            sid[:12],
-            config.namespace,
-            config.name,
-            rec.pid,
-        )
-        return sid
-
-    async def stop_sandbox(self, sandbox_id: str) -> None:
-        rec = self.records.get(sandbox_id)
-        if rec is None or rec.kind != "sandbox":
-            return
-        members = [
-            r.id
-            for r in list(self.records.values())
-            if r.kind == "container" and r.sandbox_id == sandbox_id
-        ]
-        await asyncio.gather(*(self.stop_container(cid, 0) for cid in members))
-        await self.stop_container(sandbox_id, 0)
-        if rec.netns:
-            await self.network.teardown(sandbox_id, rec.netns, self._ports(rec))
-
-    async def remove_sandbox(self, sandbox_id: str) -> None:
-        rec = self.records.get(sandbox_id)
-        if rec is None or rec.kind != "sandbox":
-            return
-        await self.stop_sandbox(sandbox_id)
-        members = [
-            r.id
-            for r in list(self.records.values())
-            if r.kind == "container" and r.sandbox_id == sandbox_id
-        ]
-        await asyncio.gather(*(self.remove_container(cid) for cid in members))
-        await self._destroy(rec)
-        if not rec.sandbox_config.get("cgroup_parent"):
-            await asyncio.to_thread(cgroups.remove_parent, cgroups.default_parent(rec.pod_uid))
-
-    async def sandbox_status(self, sandbox_id: str) -> SandboxStatus | None:
-        rec = self.records.get(sandbox_id)
-        if rec is None or rec.kind != "sandbox":
-            return None
-        await self._refresh(rec)
-        return SandboxStatus(
-            id=rec.id,
-            pod_uid=rec.pod_uid,
-            name=rec.name,
-            namespace=rec.namespace,
-            state="ready" if self._current(rec) == "running" else "notready",
-            ip=rec.ips[0] if rec.ips else "",
-            ips=list(rec.ips),
-            created_at=rec.created_at,
-            netns=rec.netns,
-            labels=dict(rec.labels),
-        )
-
-    async def list_sandboxes(self) -> list[SandboxStatus]:
-        result = []
-        for sid in [r.id for r in self.records.values() if r.kind == "sandbox"]:
-            status = await self.sandbox_status(sid)
-            if status is not None:
-                result.append(status)
-        return result
-
-    async def port_forward(
-        self, sandbox_id: str, port: int
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        rec = self.records.get(sandbox_id)
-        if rec is None or rec.kind != "sandbox":
-            raise RuncError(f"sandbox {sandbox_id} not found")
-        if not rec.netns:
-            return await asyncio.open_connection("127.0.0.1", port)
-        return await self.network.connect(rec.netns, port)
-
     # --- containers ----------------------------------------------------------------------
 
     async def create_container(
@@ -254,7 +101,7 @@ class RuncRuntime(RuncContainers):
         await self._refresh(srec)
         if self._current(srec) != "running":
             raise RuncError(f"sandbox {sandbox_id} is not running")
-        cid = _new_id()
+        cid = new_id()
         directory = self.root / "containers" / cid
         parent = sandbox.cgroup_parent or cgroups.default_parent(srec.pod_uid)
         log_path = config.log_path or directory / "container.log"
@@ -324,7 +171,10 @@ class RuncRuntime(RuncContainers):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         if config.termination_message_host_path is not None:
             config.termination_message_host_path.parent.mkdir(parents=True, exist_ok=True)
-            config.termination_message_host_path.touch(exist_ok=True)
+            if not config.termination_message_host_path.exists():
+                # Writable by any user the container runs as, as the kubelet makes it.
+                config.termination_message_host_path.touch()
+                config.termination_message_host_path.chmod(0o666)
 
     async def start_container(self, container_id: str) -> None:
         rec = self._container(container_id)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import time
 from pathlib import Path
@@ -26,6 +27,11 @@ POLL = 0.05
 
 class RuncError(Exception):
     """A runtime operation failed; the message is what the pod's events and status show."""
+
+
+def new_id() -> str:
+    """A container or sandbox id: 64 hex characters, like containerd's."""
+    return secrets.token_hex(32)
 
 
 def parse_signal(name: str) -> signal.Signals:
