@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from pocketkube.kubelet.images.service import ImageManager
 from pocketkube.kubelet.runtime.interface import (
     ContainerConfig,
     Image,
@@ -372,3 +373,20 @@ async def test_adopted_by_a_new_runtime(harness: Harness):
     await again.stop_container(cid, 1)
     stopped = await again.container_status(cid)
     assert stopped is not None and stopped.state == "exited" and stopped.exit_code == 137
+
+
+async def test_with_the_builtin_images(tmp_path):
+    """The image store's own busybox and pause images (layers unpacked by images/)."""
+    images = ImageManager(tmp_path / "store")
+    await images.ensure_builtin()
+    async with open_harness(tmp_path) as h:
+        h.runtime.images = images
+        busybox = await images.get(BUSYBOX)
+        assert busybox is not None
+        h.images.images[BUSYBOX] = busybox
+        sandbox = h.sandbox_config()
+        sid = await h.runtime.run_sandbox(sandbox)
+        cid = await h.run(sid, sandbox, "app", "id -un; ls /bin/sh")
+        done = await h.exited(cid)
+        assert (done.reason, done.image_id) == ("Completed", busybox.id)
+        assert [t for _, t in log_lines(Path(done.log_path))] == ["root", "/bin/sh"]

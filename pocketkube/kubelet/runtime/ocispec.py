@@ -295,16 +295,18 @@ def container_spec(
         destination = config.termination_message_path or "/dev/termination-log"
         host = str(config.termination_message_host_path)
         mounts.append(_mount(destination, "bind", host, "rbind", "rprivate"))
-    rootfs_propagation = "rprivate"
+    # Unset leaves runc's default (rslave); a shared mount needs the root shared as well.
+    rootfs_propagation = ""
     for m in config.mounts:
         option = _propagation_option(m.propagation)
-        if option == "rshared" or (option == "rslave" and rootfs_propagation != "rshared"):
+        if option == "rshared":
             rootfs_propagation = option
         read_only = ("ro",) if m.read_only else ()
         mounts.append(_mount(m.container_path, "bind", m.host_path, "rbind", option, *read_only))
     profile = seccomp.profile_for(sec.seccomp, caps, sec.privileged)
     linux = _linux(namespaces, cgroups_path, _resources(config), sec.privileged, profile)
-    linux["rootfsPropagation"] = rootfs_propagation
+    if rootfs_propagation:
+        linux["rootfsPropagation"] = rootfs_propagation
     return {
         "ociVersion": OCI_VERSION,
         "process": _process(

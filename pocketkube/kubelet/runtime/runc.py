@@ -34,7 +34,7 @@ from pocketkube.kubelet.runtime.interface import (
     SandboxConfig,
     StreamSession,
 )
-from pocketkube.kubelet.runtime.runcbase import RuncError, new_id
+from pocketkube.kubelet.runtime.runcbase import RuncError, SandboxNetwork, new_id
 from pocketkube.kubelet.runtime.runcsandbox import PAUSE_IMAGE, RuncSandboxes
 from pocketkube.kubelet.runtime.state import Record, load_all
 
@@ -50,7 +50,7 @@ class RuncRuntime(RuncSandboxes):
         self,
         root: Path,
         images: ImageService,
-        network,
+        network: SandboxNetwork,
         *,
         runc: str = "runc",
         conmon: str = "conmon",
@@ -59,7 +59,7 @@ class RuncRuntime(RuncSandboxes):
             Path(root), runc=shutil.which(runc) or runc, conmon=shutil.which(conmon) or conmon
         )
         self.images = images
-        self.network = network  # CniNetwork: create_netns, setup, teardown, connect
+        self.network: SandboxNetwork = network
         self.version = "runc://"
 
     # --- lifecycle of the runtime --------------------------------------------------------

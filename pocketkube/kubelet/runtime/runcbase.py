@@ -14,6 +14,7 @@ import secrets
 import signal
 import time
 from pathlib import Path
+from typing import Protocol
 
 from pocketkube.kubelet.runtime import cgroups, conmon, rootfs
 from pocketkube.kubelet.runtime.interface import PortMapping
@@ -23,6 +24,22 @@ log = logging.getLogger(__name__)
 
 KILL_WAIT = 10.0  # how long a SIGKILLed container may take to be reported gone
 POLL = 0.05
+
+
+class SandboxNetwork(Protocol):
+    """What the runtime needs of the pod network (network/cni.py's CniNetwork)."""
+
+    async def create_netns(self, sandbox_id: str) -> str: ...
+
+    async def setup(
+        self, sandbox_id: str, netns: str, pod: tuple[str, str, str], ports: list[PortMapping]
+    ) -> list[str]: ...
+
+    async def teardown(self, sandbox_id: str, netns: str, ports: list[PortMapping]) -> None: ...
+
+    async def connect(
+        self, netns: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]: ...
 
 
 class RuncError(Exception):
@@ -53,7 +70,7 @@ class RuncContainers:
         self.root = root
         self.runc = runc
         self.conmon = conmon
-        self.network = None  # set by RuncRuntime
+        self.network: SandboxNetwork | None = None  # set by RuncRuntime
         self.paths = conmon_paths(root)
         self.records: dict[str, Record] = {}
         self.dirs: dict[str, Path] = {}

@@ -18,7 +18,7 @@ from pathlib import Path
 from pocketkube.kubelet.images.builtin import PAUSE
 from pocketkube.kubelet.runtime import cgroups, conmon, ocispec, rootfs
 from pocketkube.kubelet.runtime.interface import ImageService, SandboxConfig, SandboxStatus
-from pocketkube.kubelet.runtime.runcbase import RuncContainers, RuncError, new_id
+from pocketkube.kubelet.runtime.runcbase import RuncContainers, RuncError, SandboxNetwork, new_id
 from pocketkube.kubelet.runtime.state import Record
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def _sandbox_dict(config: SandboxConfig) -> dict:
 
 class RuncSandboxes(RuncContainers):
     images: ImageService
+    network: SandboxNetwork
 
     async def run_sandbox(self, config: SandboxConfig) -> str:
         image = await self.images.get(PAUSE_IMAGE)
