@@ -140,6 +140,8 @@ class Kubelet:
                 self._reject(pod, *rejection)
                 return
         self.workers.update(pod)
+        if self.workers.state(uid) == "finished" and pod["metadata"].get("deletionTimestamp"):
+            self.status.finished(uid)  # finished earlier: the deletion can complete now
         if old is not None and self.workers.state(uid) == "syncing":
             changed = any((old["metadata"].get(k) or {}) != (pod["metadata"].get(k) or {})
                           for k in ("labels", "annotations"))

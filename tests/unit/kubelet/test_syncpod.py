@@ -304,3 +304,51 @@ async def test_node_admission_rejects_too_much_cpu(h: Harness) -> None:
                              "requested: 1500, used: 1500, capacity: 2000")
     assert ("Warning", "OutOfcpu", st["message"].removeprefix("Pod was rejected: ")) in \
         h.recorder.events
+
+
+async def test_deleting_a_completed_pod_deletes_it(h: Harness) -> None:
+    await h.add(pod(restart="Never"))
+    h.runtime.exit("c", 0)
+    await h.relist()
+    assert h.status()["phase"] == "Succeeded"
+    assert not [c for c in h.api.calls if c[0] == "delete"]
+    await h.delete("default", "p")
+    assert h.api.pod("default", "p") is None
+
+
+async def test_static_pod_runs_and_is_mirrored(h: Harness) -> None:
+    static = pod("web-node-1", uid="static-uid")
+    static["metadata"]["annotations"] = {"kubernetes.io/config.hash": "static-uid",
+                                         "kubernetes.io/config.source": "file"}
+    h.kubelet.add_static_pod(static)
+    await h.settle()
+    assert h.runtime.running() == ["c"]
+    mirror = h.api.pod("default", "web-node-1")
+    assert mirror is not None
+    assert mirror["metadata"]["annotations"]["kubernetes.io/config.mirror"] == "static-uid"
+    assert mirror["metadata"]["uid"] != "static-uid"
+    await h.settle()
+    assert h.status("web-node-1")["phase"] == "Running"
+    h.kubelet.remove_static_pod("static-uid")
+    await h.settle()
+    assert h.runtime.running() == []
+    assert h.api.pod("default", "web-node-1") is None
+    assert h.runtime.containers == {}
+
+
+async def test_housekeeping_removes_pods_nobody_knows(h: Harness) -> None:
+    await h.add(pod("keep"))
+    orphan = pod("gone", uid="uid-gone")
+    h.api.put(orphan)
+    h.kubelet.pod_added(h.api.pod("default", "gone"))
+    await h.settle()
+    assert h.runtime.running() == ["c", "c"]
+    # The agent restarts and the pod was deleted meanwhile: only the runtime remembers it.
+    h.kubelet.api_pods.pop("uid-gone")
+    await h.kubelet.workers.close()
+    h.kubelet.synced = True
+    await h.kubelet.pleg.relist()
+    await h.kubelet.housekeeping()
+    assert len(h.runtime.running()) == 1
+    assert {c.labels["io.kubernetes.pod.uid"] for c in h.runtime.containers.values()} == \
+        {"uid-keep"}
