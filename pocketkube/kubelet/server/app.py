@@ -142,7 +142,9 @@ class StreamingServer:
             return _text(400, f'container "{name}" in pod "{pod}" is waiting to start - '
                               f"no logs yet")
 
-        checked = {"at": time.monotonic(), "running": True}
+        # What the lookup said counts as the first check.
+        checked = {"at": time.monotonic(),
+                   "running": found is not None and found[1].state in ("running", "created")}
 
         async def running() -> bool:
             """Whether to keep following: the container runs and the client is still there."""
