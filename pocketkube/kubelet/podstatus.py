@@ -17,9 +17,9 @@ from typing import Any
 from pocketkube.api.podutil import format_time
 from pocketkube.kubelet.containers import qos_class
 from pocketkube.kubelet.pleg import PodRuntimeStatus
+from pocketkube.kubelet.podactions import is_sidecar, should_restart
 from pocketkube.kubelet.podconditions import kubelet_conditions
 from pocketkube.kubelet.runtime.interface import ContainerStatus
-from pocketkube.kubelet.syncpod import is_sidecar, should_restart
 
 Obj = dict[str, Any]
 

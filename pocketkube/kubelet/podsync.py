@@ -22,10 +22,11 @@ from typing import Any
 
 from pocketkube.kubelet import containers as ctr
 from pocketkube.kubelet.pleg import PodRuntimeStatus, pod_status
+from pocketkube.kubelet.podactions import sandbox_changed
 from pocketkube.kubelet.podstatus import TERMINAL, StatusInputs, generate
 from pocketkube.kubelet.runtime.interface import ContainerStatus, PortMapping, SandboxConfig
 from pocketkube.kubelet.statusmanager import StatusManager
-from pocketkube.kubelet.syncpod import PodSyncer, sandbox_changed
+from pocketkube.kubelet.syncpod import PodSyncer
 from pocketkube.kubelet.termination import termination_message
 
 log = logging.getLogger("pocketkube.kubelet")

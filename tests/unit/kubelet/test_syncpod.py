@@ -352,3 +352,17 @@ async def test_housekeeping_removes_pods_nobody_knows(h: Harness) -> None:
     assert len(h.runtime.running()) == 1
     assert {c.labels["io.kubernetes.pod.uid"] for c in h.runtime.containers.values()} == \
         {"uid-keep"}
+
+
+async def test_failed_post_start_hook_kills_the_container(h: Harness) -> None:
+    hook = {"postStart": {"exec": {"command": ["false"]}}}
+    h.runtime.exec_handler = lambda c, argv: ExecResult(1, b"nope")
+    await h.add(pod(containers=[{"name": "c", "image": "busybox", "lifecycle": hook}]))
+    assert h.recorder.messages("FailedPostStartHook") == ["PostStartHook failed"]
+    assert h.recorder.messages("Killing") == ["FailedPostStartHook"]
+    waiting = h.container_status()["state"]["waiting"]
+    assert waiting["reason"] == "PostStartHookError"
+    assert waiting["message"] == (
+        'Exec lifecycle hook ([false]) for Container "c" in Pod "p_default(uid-p)" failed - '
+        "error: command 'false' exited with 1: , message: \"nope\"")
+    assert h.runtime.running() == []
