@@ -373,6 +373,9 @@ async def test_adopted_by_a_new_runtime(harness: Harness):
     await again.stop_container(cid, 1)
     stopped = await again.container_status(cid)
     assert stopped is not None and stopped.state == "exited" and stopped.exit_code == 137
+    await again.remove_all()
+    assert await again.list_sandboxes() == [] and await again.list_containers() == []
+    assert harness.network.made == set()
 
 
 async def test_with_the_builtin_images(tmp_path):

@@ -4,6 +4,7 @@ with pipes and with a terminal, attach to a running container's output and stdin
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,21 @@ async def test_attach_stdin(h: Harness):
         await session.close()
     status = await h.exited(cid)
     assert status.reason == "Completed"
+
+
+async def test_attach_to_a_tty_container(h: Harness):
+    cid = await _running(
+        h, "tty -s && echo on-a-tty; read line; echo got:$line", tty=True, stdin=True
+    )
+    session = await h.runtime.attach(cid, stdin=True, tty=True)
+    try:
+        assert session.stdin is not None and session.stderr is None
+        await session.resize(120, 30)
+        session.stdin.write(b"abc\n")
+        await session.stdin.drain()
+        assert b"got:abc" in await _read_until(session.stdout, b"got:abc")
+    finally:
+        await session.close()
+    status = await h.exited(cid)
+    assert status.reason == "Completed"
+    assert "on-a-tty" in Path(status.log_path).read_text()

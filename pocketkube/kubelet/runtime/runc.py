@@ -90,6 +90,13 @@ class RuncRuntime(RuncSandboxes):
     async def close(self) -> None:
         """Nothing to release: containers belong to their conmon and keep running."""
 
+    async def remove_all(self) -> None:
+        """Stop and remove every sandbox and container under root (the node is being deleted)."""
+        for sid in [r.id for r in list(self.records.values()) if r.kind == "sandbox"]:
+            await self.remove_sandbox(sid)
+        for cid in list(self.records):
+            await self.remove_container(cid)
+
     # --- containers ----------------------------------------------------------------------
 
     async def create_container(
