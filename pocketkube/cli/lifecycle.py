@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import errno
 import shutil
@@ -105,6 +106,8 @@ def delete(instance: Instance, out: Console, err: Console, timeout: float = 30.0
         )
         return 1
     stop(instance, out, timeout)
+    if (instance.data_dir / "agent").exists():
+        _remove_node(instance.data_dir, err)
     name = instance.name
     if remove_from_user_kubeconfig(name):
         out.print(f"Removed context {escape(name)} from your kubeconfig")
@@ -112,6 +115,22 @@ def delete(instance: Instance, out: Console, err: Console, timeout: float = 30.0
         shutil.rmtree(instance.data_dir)
         out.print(f"Deleted {escape(str(instance.data_dir))}")
     return 0
+
+
+def _remove_node(data_dir: Path, err: Console) -> None:
+    """Stop the node's containers and remove its network and mounts before the data dir goes:
+    containers outlive the server on purpose (a restarted node agent adopts them)."""
+    from pocketkube.kubelet.cleanup import remove_node
+
+    try:
+        asyncio.run(remove_node(data_dir / "agent", data_dir / "images"))
+    except Exception as e:  # noqa: BLE001 - still unmount and delete what can be
+        err.print(f"[yellow]Cleaning up the node's containers failed:[/] {escape(str(e))}")
+    prefix = str(data_dir.resolve()) + "/"
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+              if len(line.split()) > 1 and line.split()[1].startswith(prefix)]
+    for target in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", target], check=False, capture_output=True)
 
 
 def _spawn(instance: Instance, options: Options) -> tuple[subprocess.Popen[bytes], int]:
