@@ -84,6 +84,11 @@ def _convert(c: ContainerStatus, spec: Obj, old: Obj | None, inputs: StatusInput
         st["state"] = _running(c.started_at)
     elif c.state == "exited":
         st["state"] = _terminated(c, cid, inputs.messages.get(c.id, ""))
+        reported = ((old or {}).get("state") or {}).get("terminated") or {}
+        if reported.get("containerID") == cid and reported.get("message") and \
+                "message" not in st["state"]["terminated"]:
+            # The message file went with the pod's directory; keep what was reported.
+            st["state"]["terminated"]["message"] = reported["message"]
     elif c.state == "unknown" and old and (old.get("state") or {}).get("running"):
         st["state"] = {"terminated": {
             "exitCode": 137, "reason": "ContainerStatusUnknown",

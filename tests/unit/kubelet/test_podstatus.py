@@ -170,3 +170,11 @@ def test_termination_message_from_file_and_logs(tmp_path: Path) -> None:
     c.exit_code = 0  # only failures fall back to the log
     assert termination_message(c) == ""
     assert len(log_tail(log, 80, 20)) == 20
+
+
+def test_reported_termination_message_is_kept_when_the_file_is_gone() -> None:
+    dead = _container("a0", "exited", 0, finished_at=T0 + 1, exit_code=0, reason="Completed")
+    old = {"containerStatuses": [{"name": "c", "state": {"terminated": {
+        "exitCode": 0, "containerID": "runc://a0", "message": "done"}}}]}
+    st = generate(pod(restart="Never"), _runtime(dead), old, StatusInputs(), terminal=True)
+    assert st["containerStatuses"][0]["state"]["terminated"]["message"] == "done"
