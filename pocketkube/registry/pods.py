@@ -12,6 +12,7 @@ from typing import Any
 
 from pocketkube.registry.admission import default_toleration_seconds
 from pocketkube.registry.priority import admit_priority
+from pocketkube.registry.serviceaccount_admission import admit_service_account
 from pocketkube.registry.strategy import Context, Obj, Strategy
 
 DEFAULT_GRACE = 30
@@ -42,10 +43,10 @@ class PodStrategy(Strategy):
     def prepare_for_create(self, obj: Obj, ctx: Context) -> None:
         super().prepare_for_create(obj, ctx)
         spec = obj.setdefault("spec", {})
-        # ServiceAccount admission: every pod runs as a service account.
-        if not spec.get("serviceAccountName"):
-            spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
-        spec["serviceAccount"] = spec["serviceAccountName"]
+        # The deprecated `serviceAccount` is an alias; serviceAccountName wins when both are
+        # given. Admission (admit) defaults it for pods that are not mirror pods.
+        if not spec.get("serviceAccountName") and spec.get("serviceAccount"):
+            spec["serviceAccountName"] = spec["serviceAccount"]
         default_toleration_seconds(obj)
 
     def prepare_for_update(self, new: Obj, old: Obj, ctx: Context) -> None:
@@ -63,6 +64,13 @@ class PodStrategy(Strategy):
 
     async def admit(self, obj: Obj, old: Obj | None, ctx: Context) -> None:
         if old is None:
+            await admit_service_account(self.registry, obj)
+            spec = obj.get("spec")
+            if isinstance(spec, dict):
+                if spec.get("serviceAccountName"):
+                    spec["serviceAccount"] = spec["serviceAccountName"]
+                else:
+                    spec.pop("serviceAccount", None)
             await admit_priority(self.registry, obj)
 
     def grace_period(self, obj: Obj, options: Obj) -> int:
