@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from pocketkube.config import DEFAULT_PORT, ServerConfig
+from pocketkube.config import CLUSTER_CIDR, DEFAULT_PORT, ServerConfig
 from pocketkube.kubeconfig import context_name, server_url
 
 DEFAULT_APP = "pocketkube.cli.compose:control_plane"
@@ -38,6 +38,10 @@ class Options:
     simulated_nodes: int = 0
     # This machine is a node of the cluster: the node agent runs its pods as containers.
     node_agent: bool = True
+    # The node agent's container runtime: auto (runc when root and installed), runc, process.
+    node_runtime: str = "auto"
+    # Pod addresses (each node gets a /24 of it): clusters side by side need different ranges.
+    cluster_cidr: str = CLUSTER_CIDR
     # Components (controllers, scheduler, simulated nodes) in the API server's process rather
     # than in a second one (pocketkube/cli/compose.py).
     components_in_process: bool = False
@@ -83,11 +87,13 @@ class Instance:
             port=options.port,
             bind_address=options.bind_address,
             datastore=options.datastore,
+            cluster_cidr=options.cluster_cidr,
         )
         if options.node_agent:
             from pocketkube.kubelet import agent
 
             config.components[agent.NAME] = agent.run
+            config.component_options[agent.NAME] = {"runtime": options.node_runtime}
         if options.simulated_nodes > 0:
             from pocketkube.simulator.component import component_config
 

@@ -9,6 +9,7 @@ agent for a cluster elsewhere (cli/agent.py); `image` manages the node's images 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
@@ -60,6 +61,17 @@ def positive(value: str) -> int:
     return n
 
 
+def cidr(value: str) -> str:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a network such as 10.244.0.0/16") from None
+    if net.version != 4 or net.prefixlen > 16:
+        raise argparse.ArgumentTypeError(f"{value!r}: an IPv4 range of /16 or larger is needed")
+    return str(net)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pocketkube",
@@ -91,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="run this machine as a node of the cluster, with real containers (default: yes, "
         "remembered)",
+    )
+    serving.add_argument(
+        "--node-runtime", choices=("auto", "runc", "process"),
+        help="how the node agent runs containers: runc when root and installed (auto, the "
+        "default), runc, or plain host processes (remembered)",
+    )
+    serving.add_argument(
+        "--cluster-cidr", type=cidr,
+        help="pod address range, a /16 or larger (default 10.244.0.0/16, remembered)",
     )
     serving.add_argument(
         "--components-in-process",
@@ -202,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             "app": _absolute_app(args.app),
             "simulated_nodes": args.simulated_nodes,
             "node_agent": args.node_agent,
+            "cluster_cidr": args.cluster_cidr,
+            "node_runtime": args.node_runtime,
             "components_in_process": args.components_in_process,
         }
         options = instance.options(given)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import random
 import signal
 import socket
 import ssl
@@ -53,6 +54,17 @@ def _pocketkube_command() -> list[str]:
 
 class ClusterError(RuntimeError):
     pass
+
+
+def unique_cluster_cidr() -> str:
+    """A /16 pod range in 10.100–10.199 that no interface of this machine uses yet."""
+    used = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True,
+                          text=True, check=False).stdout
+    for _ in range(200):
+        candidate = f"10.{random.randint(100, 199)}."
+        if f" {candidate}" not in used:
+            return f"{candidate}0.0/16"
+    raise ClusterError("no free 10.x.0.0/16 pod range on this machine")
 
 
 class Cluster:
@@ -113,7 +125,11 @@ class Cluster:
         for d in (self.base_dir, self.home, self.cache_dir):
             d.mkdir(parents=True, exist_ok=True)
         # No real node unless a test asks for one (--node-agent): pods stay where tests put them.
-        agent = [] if "--node-agent" in self.extra_args else ["--no-node-agent"]
+        # A real node gets a pod range of its own, so it never meets another cluster's bridge.
+        agent = ["--no-node-agent"]
+        if self.node_agent:
+            agent = [] if "--cluster-cidr" in self.extra_args else \
+                ["--cluster-cidr", unique_cluster_cidr()]
         args = [*_pocketkube_command(), "server", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--datastore", self.datastore_flag(), *agent,
                 *self.extra_args]
@@ -182,10 +198,20 @@ class Cluster:
             self.stop()
         self.start()
 
+    @property
+    def node_agent(self) -> bool:
+        return "--node-agent" in self.extra_args
+
     def close(self) -> None:
-        """Stop the server and the etcd this cluster started."""
+        """Stop the server and the etcd this cluster started; with a node agent, remove its
+        containers, mounts and network too (as `pocketkube delete` does)."""
         try:
             self.stop()
+            if self.node_agent and (self.data_dir / "agent").exists():
+                subprocess.run([*_pocketkube_command(), "delete", "--data-dir",
+                                str(self.data_dir)], check=False, capture_output=True,
+                               stdin=subprocess.DEVNULL, env={**os.environ,
+                                                              "HOME": str(self.home)})
         finally:
             if self._etcd is not None:
                 self._etcd.stop()
