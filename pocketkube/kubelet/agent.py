@@ -186,6 +186,8 @@ class Agent:
         network = CniNetwork(cfg.root / "cni", bridge=bridge_name(cfg.root), subnet=subnet,
                              plugin_dir=str(CNI_PLUGINS))
         await network.ensure_bridge()
+        # `pocketkube delete` tears the network down later and needs the same subnet for it.
+        await asyncio.to_thread(_remember_subnet, cfg.root / "cni", subnet)
         if not cfg.node_ip:
             status.node_ip = network.gateway
         return RuncRuntime(cfg.root / "runc", images, network)
@@ -212,6 +214,11 @@ class Agent:
         pki = cfg.root / "pki"
         return self_signed(pki, cfg.node_name,
                            [h for h in (cfg.node_name, cfg.node_ip, "127.0.0.1") if h])
+
+
+def _remember_subnet(directory: Path, subnet: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "subnet").write_text(subnet + "\n")
 
 
 class _LateLookup:

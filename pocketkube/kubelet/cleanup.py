@@ -46,7 +46,11 @@ async def remove_node(root: Path, images_root: Path) -> None:
         return
     from pocketkube.kubelet.network.cni import CniNetwork
 
-    network = CniNetwork(root / "cni", bridge=bridge_name(root), subnet="0.0.0.0/32")
+    try:
+        subnet = (root / "cni" / "subnet").read_text().strip()
+    except OSError:
+        subnet = "10.244.0.0/24"  # never got a pod range: nothing was attached to the bridge
+    network = CniNetwork(root / "cni", bridge=bridge_name(root), subnet=subnet)
     if (root / "runc").exists():
         from pocketkube.kubelet.runtime.runc import RuncRuntime
 
