@@ -128,6 +128,9 @@ def test_a_killed_components_process_is_restarted(sim: Cluster) -> None:
     # The new scheduler takes over the lease the killed one held, then schedules again.
     k = Kubectl(sim, unique_name("comp"))
     sim.kubectl("create", "namespace", k.ns)
+    # Pod admission needs the namespace's `default` ServiceAccount, which only the leading
+    # controller manager creates (kube's e2e framework waits for it in every new namespace).
+    k("wait", "--for=create", "serviceaccount/default", "--timeout=60s")
     assert schedule_pod(k, "after-restart")["spec"]["nodeName"] in ("sim-0", "sim-1")
 
 
