@@ -131,7 +131,7 @@ async def main_async(batches: list[int]) -> tuple[str, list[dict[str, Any]]]:
             watch_task.cancel()
             await asyncio.gather(watch_task, return_exceptions=True)
         await client.close()
-        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(server.delete)
         shutil.rmtree(tmp, ignore_errors=True)
     return runtime, rows
 

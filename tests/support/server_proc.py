@@ -27,6 +27,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.support.cluster import unique_cluster_cidr
+
 START_TIMEOUT = 60.0
 _POLL = 0.05
 _LAUNCH = "import sys; from pocketkube.cli.main import main; sys.exit(main())"
@@ -99,7 +101,8 @@ class ServerProcess:
         args = [sys.executable, "-c", _LAUNCH, "server", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--datastore", self.datastore,
                 "--log-level", self.log_level,
-                "--node-agent" if self.node_agent else "--no-node-agent"] + \
+                *(["--node-agent", "--cluster-cidr", unique_cluster_cidr()] if self.node_agent
+                  else ["--no-node-agent"])] + \
             (["--app", self.app] if self.app else [])
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
@@ -150,6 +153,14 @@ class ServerProcess:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+
+    def delete(self) -> None:
+        """Stop, then `pocketkube delete` the data dir: with a node agent this also removes the
+        node's containers, mounts and network, which outlive the server on purpose."""
+        self.stop()
+        subprocess.run([sys.executable, "-c", _LAUNCH, "delete", "--data-dir",
+                        str(self.data_dir)], check=False, capture_output=True,
+                       stdin=subprocess.DEVNULL)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
