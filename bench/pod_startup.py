@@ -61,16 +61,20 @@ class Watcher:
         self.changed = asyncio.Event()
 
     async def run(self) -> None:
-        async for ev in self.client.watch(PODS, NS):
-            obj, name = ev["object"], ev["object"]["metadata"]["name"]
-            now = time.monotonic()
-            if ev["type"] == "DELETED":
-                self.names.discard(name)
-            else:
-                self.names.add(name)
-                if running(obj) and name not in self.running:
-                    self.running[name] = now
-            self.changed.set()
+        rv = ""
+        while True:  # the server ends a watch after its timeout: go on from where it stopped
+            async for typ, obj in self.client.watch(PODS, NS, resource_version=rv):
+                rv = obj["metadata"].get("resourceVersion", rv)
+                if typ == "BOOKMARK":
+                    continue
+                name, now = obj["metadata"]["name"], time.monotonic()
+                if typ == "DELETED":
+                    self.names.discard(name)
+                else:
+                    self.names.add(name)
+                    if running(obj) and name not in self.running:
+                        self.running[name] = now
+                self.changed.set()
 
     async def until(self, check: Any, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
