@@ -49,6 +49,17 @@ def _key(pod: Obj) -> tuple[str, str]:
     return meta.get("namespace", ""), meta.get("name", "")
 
 
+def _differs(old: Obj, pod: Obj) -> bool:
+    """Whether an update needs a sync (kube's podsDifferSemantically): our own status
+    patches come back as updates and must not resync the pod each time. Readiness gates are
+    set by others in the status, so those pods resync on any change."""
+    if (pod.get("spec") or {}).get("readinessGates"):
+        return True
+    keys = ("labels", "annotations", "deletionTimestamp", "deletionGracePeriodSeconds")
+    return old.get("spec") != pod.get("spec") or any(
+        old["metadata"].get(k) != pod["metadata"].get(k) for k in keys)
+
+
 def _is_mirror(pod: Obj) -> bool:
     return MIRROR in ((pod.get("metadata") or {}).get("annotations") or {})
 
@@ -121,8 +132,11 @@ class Kubelet:
             static = self._static_by_key(_key(pod))
             if static is not None:
                 self.status.resync(static["metadata"]["uid"])
+                # A mirror pod being deleted is removed at once and made again (kube's
+                # syncPod), so deleting it with a grace period never stops the static pod.
                 if (pod["metadata"].get("annotations") or {}).get(MIRROR) != \
-                        static["metadata"]["annotations"].get(HASH):
+                        static["metadata"]["annotations"].get(HASH) or \
+                        pod["metadata"].get("deletionTimestamp"):
                     self._spawn(self._ensure_mirror(static))
             return
         uid = pod["metadata"]["uid"]
@@ -139,7 +153,7 @@ class Kubelet:
             if rejection is not None:
                 self._reject(pod, *rejection)
                 return
-        self.workers.update(pod)
+        self.workers.update(pod, sync=old is None or _differs(old, pod))
         if self.workers.state(uid) == "finished" and pod["metadata"].get("deletionTimestamp"):
             self.status.finished(uid)  # finished earlier: the deletion can complete now
         if old is not None and self.workers.state(uid) == "syncing":

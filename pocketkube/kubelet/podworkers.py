@@ -81,8 +81,10 @@ class PodWorkers:
 
     # --- inputs -------------------------------------------------------------------------------
 
-    def update(self, pod: Obj, *, removed: bool = False, grace_override: int | None = None
-               ) -> None:  # fmt: skip
+    def update(self, pod: Obj, *, removed: bool = False, grace_override: int | None = None,
+               sync: bool = True) -> None:
+        """Take the pod's latest version; with `sync` False (only its status changed) the
+        worker keeps its schedule, as kube's config source only reconciles such updates."""
         uid = pod["metadata"]["uid"]
         w = self.workers.get(uid)
         if w is None:
@@ -106,7 +108,8 @@ class PodWorkers:
                     w.current.cancel()  # the running sync gives way to the termination
             w.state = TERMINATING
             w.grace = grace
-        self._wake(w)
+        if sync or removed or grace_override is not None:
+            self._wake(w)
 
     def notify(self, uid: str) -> None:
         """Something about the pod changed in the runtime or its probes: sync it soon."""
