@@ -87,6 +87,7 @@ class PodWorkers:
         worker keeps its schedule, as kube's config source only reconciles such updates."""
         uid = pod["metadata"]["uid"]
         w = self.workers.get(uid)
+        new = w is None
         if w is None:
             if removed:
                 return  # never ran here: nothing to stop
@@ -108,7 +109,7 @@ class PodWorkers:
                     w.current.cancel()  # the running sync gives way to the termination
             w.state = TERMINATING
             w.grace = grace
-        if sync or removed or grace_override is not None:
+        if sync or new or removed or grace_override is not None:
             self._wake(w)
 
     def notify(self, uid: str) -> None:
