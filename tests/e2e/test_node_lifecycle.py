@@ -18,6 +18,7 @@ import select
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,6 +82,19 @@ def heartbeat(cluster: Cluster) -> str:
         if cond["type"] == "Ready" and cond["status"] == "True":
             return cond["lastHeartbeatTime"]
     return ""
+
+
+def conmons(container_id: str) -> list[str]:
+    """The pids of the conmon processes that watch this container."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"conmon") and container_id.encode() in argv:
+            found.append(entry.name)
+    return found
 
 
 def pod(name: str, containers: list[Obj], **spec: Any) -> Obj:
@@ -389,6 +403,7 @@ def test_static_pod_and_its_mirror(cluster: Cluster, k: Kubectl, ns: str) -> Non
         assert name in k("get", "pods", "-o", "name").stdout
         assert eventually(lambda: k("logs", name).stdout == "static-up\n")
         cid = container_status(mirror, "app")["containerID"]
+        assert conmons(cid.split("://", 1)[1])
 
         # Deleting the mirror pod does not stop the static pod: the mirror comes back.
         k("delete", "pod", name, "--wait=false")
@@ -399,10 +414,9 @@ def test_static_pod_and_its_mirror(cluster: Cluster, k: Kubectl, ns: str) -> Non
     finally:
         path.unlink()
     eventually(lambda: get_pod(k, name) is None, timeout=40)
-    runc_root = cluster.data_dir / "agent" / "runc"
-    short = cid.split("://", 1)[1]
-    assert eventually(lambda: not any(short in p.name for p in runc_root.rglob(f"*{short}*")),
-                      timeout=30)
+    # The container is gone from the node too: its state and its conmon.
+    state = cluster.data_dir / "agent" / "runc" / "containers" / cid.split("://", 1)[1]
+    assert eventually(lambda: not state.exists() and not conmons(state.name), timeout=30)
 
 
 # --- restarting the server --------------------------------------------------------------------
