@@ -124,8 +124,8 @@ async def main_async(batches: list[int]) -> tuple[str, list[dict[str, Any]]]:
         watch_task = asyncio.create_task(watch.run())
         await batch(client, watch, 1, "warmup")  # the image and the network, once
         agent_pid = (child_pids(server.proc.pid) or [server.proc.pid])[0]
-        for size in batches:
-            lat = await batch(client, watch, size, f"b{size}")
+        for i, size in enumerate(batches):
+            lat = await batch(client, watch, size, f"b{i}-{size}")
             rss, hwm = memory_kib(agent_pid)
             rows.append({"size": size, "p50": pct(lat, 50), "p99": pct(lat, 99),
                          "max": max(lat), "rss": rss / 1024, "hwm": hwm / 1024})
