@@ -52,10 +52,11 @@ class CniNetwork:
 
     # --- configuration -----------------------------------------------------------------------
 
-    def network_config(self) -> dict:
+    def network_config(self, portmap: bool = True) -> dict:
         """The configuration list: bridge (gateway, masquerade, hairpin) with host-local IPAM
-        over the subnet, then portmap for hostPorts."""
-        return {
+        over the subnet, then portmap for hostPorts (left out for a pod without any: one
+        plugin run fewer on ADD and on DEL)."""
+        conf = {
             "cniVersion": CNI_VERSION,
             "name": self.name,
             "plugins": [
@@ -75,6 +76,9 @@ class CniNetwork:
                 {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
             ],
         }
+        if not portmap:
+            conf["plugins"] = conf["plugins"][:1]
+        return conf
 
     @property
     def gateway(self) -> str:
@@ -147,10 +151,11 @@ class CniNetwork:
         On failure whatever was added is deleted again before the CniError propagates."""
         lo = Invocation(container_id=sandbox_id, netns=netns_path, ifname="lo")
         inv = self._invocation(sandbox_id, netns_path, "eth0", pod, ports)
-        network = self.network_config()
+        network = self.network_config(portmap=bool(ports))
         # Recorded before ADD so an interrupted setup is still torn down by cleanup().
         await asyncio.to_thread(self._write_result, sandbox_id,
-                                {"netns": netns_path, "pod": list(pod), "result": None})  # fmt: skip
+                                {"netns": netns_path, "pod": list(pod), "result": None,
+                                 "portmap": bool(ports)})  # fmt: skip
         try:
             await exec_plugin(self.plugin_dir, "ADD", plugin_config({"name": "cni-loopback",
                               "cniVersion": CNI_VERSION}, self.loopback_config(), lo, None), lo)  # fmt: skip
@@ -162,7 +167,8 @@ class CniNetwork:
                 log.warning("cleaning up after a failed network setup of %s: %s", sandbox_id, exc)
             raise
         await asyncio.to_thread(self._write_result, sandbox_id,
-                                {"netns": netns_path, "pod": list(pod), "result": result})  # fmt: skip
+                                {"netns": netns_path, "pod": list(pod), "result": result,
+                                 "portmap": bool(ports)})  # fmt: skip
         ips = result_ips(result)
         if not ips:
             raise CniError("bridge", "ADD", 1, f"no IP addresses in the result: {result}")
@@ -175,7 +181,8 @@ class CniNetwork:
         if not record or not record.get("result"):
             raise CniError("bridge", "CHECK", 1, f"no cached result for {sandbox_id}")
         inv = self._invocation(sandbox_id, netns_path, "eth0", None, ports)
-        await check_list(self.plugin_dir, self.network_config(), inv, record["result"])
+        await check_list(self.plugin_dir, self.network_config(record.get("portmap", True)), inv,
+                         record["result"])
 
     async def teardown(self, sandbox_id: str, netns_path: str, ports: list[PortMapping],
                        *, keep_netns: bool = False) -> None:  # fmt: skip
@@ -186,7 +193,8 @@ class CniNetwork:
         pod = tuple(record["pod"]) if record and record.get("pod") else None
         ns_path = netns_path if netns_path and os.path.exists(netns_path) else ""
         inv = self._invocation(sandbox_id, ns_path, "eth0", pod, ports)  # type: ignore[arg-type]
-        await del_list(self.plugin_dir, self.network_config(), inv, prev)
+        portmap = bool(ports) or not record or record.get("portmap", True)
+        await del_list(self.plugin_dir, self.network_config(portmap), inv, prev)
         if ns_path:
             lo = Invocation(container_id=sandbox_id, netns=ns_path, ifname="lo")
             await exec_plugin(self.plugin_dir, "DEL", plugin_config({"name": "cni-loopback",
