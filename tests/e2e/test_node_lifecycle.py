@@ -214,6 +214,27 @@ def test_failing_liveness_probe_restarts_the_container(k: Kubectl) -> None:
     assert container_status(p, "web")["restartCount"] == 1
 
 
+def test_failing_exec_liveness_probe_restarts_the_container(k: Kubectl) -> None:
+    app = busybox("app", "touch /tmp/healthy; exec sleep 3600",
+                  livenessProbe={"exec": {"command": ["cat", "/tmp/healthy"]},
+                                 "periodSeconds": 1, "failureThreshold": 2})
+    k.create(pod("execlive", [app]))
+    first = container_status(wait_pod(k, "execlive", lambda p: running(p, "app")), "app")
+    k("exec", "execlive", "--", "rm", "/tmp/healthy")
+    p = wait_pod(k, "execlive", lambda p: container_status(p, "app").get("restartCount") == 1
+                 and running(p, "app"))
+    last = container_status(p, "app")["lastState"]["terminated"]
+    assert last["containerID"] == first["containerID"]
+    assert last["reason"] == "Error" and last["exitCode"] == 137
+    evs = events(k, "execlive")
+    assert ("Warning", "Unhealthy", "Liveness probe failed: cat: can't open '/tmp/healthy': "
+                                    "No such file or directory\n") in evs
+    assert ("Normal", "Killing", "Container app failed liveness probe, will be restarted") \
+        in evs
+    # The new container made its file again: it stays up.
+    assert k("exec", "execlive", "--", "cat", "/tmp/healthy").returncode == 0
+
+
 def test_readiness_probe_toggles_ready(k: Kubectl) -> None:
     app = busybox("app", "exec sleep 3600",
                   readinessProbe={"exec": {"command": ["cat", "/tmp/ready"]},

@@ -1,8 +1,9 @@
 """The pod lifecycle on a node whose containers are host processes (`pocketkube server
 --node-agent --node-runtime process`), driven by the real kubectl: what needs no isolation
 works as on a runc node — a pod runs its command, `kubectl logs` and `kubectl exec` reach it,
-deleting the pod ends the process, a restartPolicy Never pod completes with its exit code and
-a crashing container goes into CrashLoopBackOff. Nothing here needs root.
+deleting the pod ends the process, a restartPolicy Never pod completes with its exit code, a
+crashing container goes into CrashLoopBackOff, an exec readiness probe runs on the host, and a
+restarted server adopts the processes that kept running. Nothing here needs root.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ def node(cluster: Cluster) -> Obj | None:
                for c in n.get("status", {}).get("conditions") or []):
             return n
     return None
+
+
+def heartbeat(cluster: Cluster) -> str:
+    """The node's last Ready heartbeat while it is Ready, else "" (a restarted agent reports
+    a new one)."""
+    n = node(cluster)
+    return next(c["lastHeartbeatTime"] for c in n["status"]["conditions"]
+                if c["type"] == "Ready") if n else ""
 
 
 def pod(name: str, script: str, **spec: Any) -> Obj:
@@ -152,3 +161,41 @@ def test_crashing_container_backs_off(k: Kubectl) -> None:
     assert event["message"] == "Back-off restarting failed container app in pod " \
                                f"crash_{k.ns}({uid})"
     k("delete", "pod", "crash")
+
+
+def test_readiness_probe_runs_on_the_host(k: Kubectl, tmp_path: Path) -> None:
+    ready_file = tmp_path / "ready"
+    spec = pod("probed", "exec sleep 3600")
+    spec["spec"]["containers"][0]["readinessProbe"] = {
+        "exec": {"command": ["cat", str(ready_file)]}, "periodSeconds": 1,
+        "failureThreshold": 1}
+    k.create(spec)
+    wait_pod(k, "probed", lambda p: "running" in state(p).get("state", {}))
+    assert columns(k, "probed")[1] == "0/1"
+    ready_file.write_text("yes\n")
+    wait_pod(k, "probed", lambda p: state(p).get("ready") is True)
+    assert columns(k, "probed")[1] == "1/1"
+    ready_file.unlink()
+    wait_pod(k, "probed", lambda p: state(p).get("ready") is False)
+    k("delete", "pod", "probed")
+
+
+def test_restarted_agent_adopts_host_processes(cluster: Cluster, k: Kubectl) -> None:
+    marker = f"3600.{os.getpid()}{time.monotonic_ns() % 100000 + 1}"
+    k.create(pod("kept", f"echo up; exec sleep {marker}"))
+    before = state(wait_pod(k, "kept", lambda p: state(p).get("ready") is True))
+    (pid,) = processes_with(f"sleep {marker}")
+    beat = heartbeat(cluster)
+    cluster.stop()
+    cluster.start()
+    eventually(lambda: heartbeat(cluster) not in ("", beat), timeout=60)
+
+    after = state(wait_pod(k, "kept", lambda p: state(p).get("ready") is True))
+    assert after["containerID"] == before["containerID"]
+    assert after["state"]["running"]["startedAt"] == before["state"]["running"]["startedAt"]
+    assert after["restartCount"] == 0
+    assert processes_with(f"sleep {marker}") == [pid]
+    assert k("exec", "kept", "--", "echo", "still here").stdout == "still here\n"
+    assert k("logs", "kept").stdout == "up\n"
+    k("delete", "pod", "kept")
+    assert eventually(lambda: not processes_with(f"sleep {marker}"), timeout=10)
