@@ -23,6 +23,7 @@ from typing import Any
 
 import aiohttp
 
+from pocketkube.cli.instance import Instance
 from pocketkube.client.rest import ApiClient, ClientConfig
 from pocketkube.components.signals import run_until_signalled
 from pocketkube.config import default_data_dir
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from pocketkube.kubelet.agent import AgentConfig
 
     data = (args.data_dir or default_data_dir()).expanduser().resolve()
+    Instance(data).mark()  # so `pocketkube delete --data-dir` may remove it (and its pods)
     config = AgentConfig(
         root=data / "agent", images_root=data / "images",
         node_name=(args.node_name or socket.gethostname()).lower(), node_ip=args.node_ip,

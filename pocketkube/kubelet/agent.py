@@ -50,6 +50,7 @@ class AgentConfig:
     cluster_domain: str = CLUSTER_DOMAIN
     labels: dict[str, str] = field(default_factory=dict)
     manifests: Path | None = None  # static pods directory
+    pod_cidr: str = ""  # "" = the one the cluster's node IPAM gives this node
     # Certificates: the serving pair (made here if absent) and the CA that signs API server
     # client certificates.
     client_ca: Path | None = None
@@ -88,9 +89,10 @@ def bridge_name(root: Path) -> str:
 class Agent:
     """The node agent's parts, built once the node has registered and has a pod CIDR."""
 
-    def __init__(self, client: ApiClient, config: AgentConfig) -> None:
+    def __init__(self, client: ApiClient, config: AgentConfig, standalone: bool = False) -> None:
         self.client = client
         self.config = config
+        self.standalone = standalone  # no API server: static pods only, no node, no streaming
         self.clock = RealClock()
         self.recorder = EventRecorder(client, "kubelet", host=config.node_name)
         self.tasks: list[asyncio.Task[Any]] = []
@@ -131,15 +133,17 @@ class Agent:
             self.kubelet = None
             lookup = _LateLookup(self)
             bind = cfg.bind or ("0.0.0.0" if kind == "runc" else "127.0.0.1")
-            self.server = StreamingServer(lookup, host=bind, port=cfg.port, cert=cert,
-                                          key=key, client_ca=cfg.client_ca or cert)
-            port = await self.server.start()
-            status.kubelet_port = port
-            await status.register()
-            self.tasks.append(asyncio.create_task(status.run(), name="node-status"))
+            port = 0
+            if not self.standalone:
+                self.server = StreamingServer(lookup, host=bind, port=cfg.port, cert=cert,
+                                              key=key, client_ca=cfg.client_ca or cert)
+                port = await self.server.start()
+                status.kubelet_port = port
+                await status.register()
+                self.tasks.append(asyncio.create_task(status.run(), name="node-status"))
             self.runtime = await self._make_runtime(kind, images, status)
             await self.runtime.start()
-            if status.node_ip != node_ip:
+            if status.node_ip != node_ip and not self.standalone:
                 await status.update_status(force=True)
             node_ip = status.node_ip
             self.kubelet = Kubelet(
@@ -182,7 +186,7 @@ class Agent:
         from pocketkube.kubelet.network.cni import CniNetwork
         from pocketkube.kubelet.runtime.runc import RuncRuntime
 
-        subnet = await status.wait_pod_cidr()
+        subnet = cfg.pod_cidr or await status.wait_pod_cidr()
         network = CniNetwork(cfg.root / "cni", bridge=bridge_name(cfg.root), subnet=subnet,
                              plugin_dir=str(CNI_PLUGINS))
         await network.ensure_bridge()
