@@ -1,10 +1,11 @@
 """The pod lifecycle on a real node: `pocketkube server --node-agent` runs the pods as runc
 containers, and the real kubectl watches what the node agent does with them. Covered: a failing
-liveness probe restarts the container; a readiness probe toggles the Ready condition; init
-containers run in order before the app; a Job with restartPolicy Never completes; image pull
-failures (ErrImagePull, ImagePullBackOff, ErrImageNeverPull) with kube's events; graceful
-termination (preStop hook before SIGTERM, a grace period cut short); static pods with their
-mirror pods; and a restarted server adopting the containers that kept running.
+liveness probe (HTTP or exec) restarts the container; a readiness probe toggles the Ready
+condition; init containers run in order before the app; a Job with restartPolicy Never
+completes; image pull failures (ErrImagePull, ImagePullBackOff, ErrImageNeverPull) with kube's
+events; graceful termination (preStop hook before SIGTERM, a grace period cut short); static
+pods with their mirror pods; a restarted server adopting the containers that kept running; and
+one pod reaching another's address over the node's bridge.
 
 Every state change is awaited by polling the API (the node agent acts on its own time); probes
 use periodSeconds 1 so each step takes about a second.
