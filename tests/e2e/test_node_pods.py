@@ -6,7 +6,8 @@ fetching from it over 127.0.0.1, READY 2/2, the pod IP in the node's range, `exe
 `logs -f`, `exec -it` on a terminal, `delete` leaving no container behind); `run -i --rm`;
 `cp` both ways; `port-forward`; CrashLoopBackOff with its growing back-off; OOMKilled; env
 from a ConfigMap and the downward API; a configMap volume following an applied change; and a
-Deployment rolling out with its Service's Endpoints listing both pods.
+Deployment rolling out (then out again with a changed template) with its Service's Endpoints
+listing the pods that serve.
 
 The node agent acts on its own time, so state changes are awaited by polling the API.
 """
@@ -455,14 +456,26 @@ def test_deployment_rolls_out_with_endpoints(k: Kubectl) -> None:
     ips = sorted(p["status"]["podIP"] for p in pods)
     assert len(set(ips)) == 2
 
-    def addresses() -> list[str] | None:
+    def addresses(expected: list[str]) -> list[str] | None:
         subsets = k.json("endpoints", "web").get("subsets") or []
         found = sorted(a["ip"] for s in subsets for a in s.get("addresses") or [])
-        return found if len(found) == 2 else None
+        return found if found == expected else None
 
-    assert eventually(addresses, timeout=20) == ips
+    assert eventually(lambda: addresses(ips), timeout=20)
     # Pods reach each other's addresses on the pod network.
     first = pods[0]["metadata"]["name"]
-    other = next(p["status"]["podIP"] for p in pods if p["metadata"]["name"] != first)
-    page = k("exec", first, "--", "wget", "-qO-", f"http://{other}:8080/").stdout
-    assert page == "replica\n"
+    page = k("exec", first, "--", "wget", "-qO-", f"http://{pods[1]['status']['podIP']}:8080/")
+    assert page.stdout == "replica\n"
+
+    # A changed template rolls out new pods; the old ones go and the Endpoints follow.
+    k("set", "env", "deployment/web", "-c", "web", "PAGE=second")
+    k("rollout", "status", "deployment/web", "--timeout=60s")
+    names = {p["metadata"]["name"] for p in pods}
+    fresh = eventually(lambda: (lambda items: items if len(items) == 2 and not names & {
+        p["metadata"]["name"] for p in items} else None)(json.loads(k(
+            "get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]), timeout=20)
+    new_ips = sorted(p["status"]["podIP"] for p in fresh)
+    assert eventually(lambda: addresses(new_ips), timeout=20)
+    page = k("exec", fresh[0]["metadata"]["name"], "--", "wget", "-qO-",
+             f"http://{fresh[1]['status']['podIP']}:8080/")
+    assert page.stdout == "second\n"
