@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 
 log = logging.getLogger("pocketkube.apiserver.auth")
 
@@ -52,8 +53,9 @@ class TokenAuthority:
     """Issues and verifies service-account tokens (RS256 JWTs, kube's claim layout)."""
 
     def __init__(self, private_key: Path, public_key: Path) -> None:
-        self._private = private_key.read_bytes()
-        self._public = public_key.read_bytes()
+        # Parsed once: loading (and checking) an RSA key costs far more than a signature.
+        self._private = serialization.load_pem_private_key(private_key.read_bytes(), None)
+        self._public = serialization.load_pem_public_key(public_key.read_bytes())
 
     def issue(self, namespace: str, sa_name: str, sa_uid: str, audiences: list[str],
               expiration: int, bound: dict[str, Any] | None = None) -> tuple[str, int]:
