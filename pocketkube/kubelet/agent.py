@@ -135,9 +135,7 @@ class Agent:
             bind = cfg.bind or ("0.0.0.0" if kind == "runc" else "127.0.0.1")
             port = 0
             if not self.standalone:
-                self.server = StreamingServer(lookup, host=bind, port=cfg.port, cert=cert,
-                                              key=key, client_ca=cfg.client_ca or cert)
-                port = await self.server.start()
+                port = await self._start_server(StreamingServer, lookup, bind, cert, key)
                 status.kubelet_port = port
                 await status.register()
                 self.tasks.append(asyncio.create_task(status.run(), name="node-status"))
@@ -164,6 +162,31 @@ class Agent:
                 t.result()
         finally:
             await self.close(objects)
+
+    async def _start_server(self, server_class: Any, lookup: Any, bind: str, cert: Path,
+                            key: Path) -> int:
+        """Start the streaming server on the configured port or, with none, on the port the
+        previous run used (the Node still advertises it until the next status update)."""
+        cfg = self.config
+        remembered = cfg.root / "kubelet-port"
+        port = cfg.port
+        if not port:
+            with contextlib.suppress(OSError, ValueError):
+                port = int(remembered.read_text())
+        for candidate in dict.fromkeys([port, cfg.port]):
+            self.server = server_class(lookup, host=bind, port=candidate, cert=cert, key=key,
+                                       client_ca=cfg.client_ca or cert)
+            try:
+                bound = await self.server.start()
+            except OSError as e:
+                await self.server.close()
+                if candidate == cfg.port:
+                    raise
+                log.info("port %d of the previous run is taken (%s); using another", port, e)
+                continue
+            await asyncio.to_thread(remembered.write_text, f"{bound}\n")
+            return bound
+        raise RuntimeError("the streaming server did not start")
 
     async def close(self, objects: Any) -> None:
         for t in self.tasks:
