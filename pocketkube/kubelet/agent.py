@@ -31,6 +31,8 @@ from pocketkube.config import CLUSTER_DOMAIN, SERVICE_CIDR
 log = logging.getLogger("pocketkube.kubelet")
 NAME = "node-agent"
 CNI_PLUGINS = Path("/usr/lib/cni")
+MEMORY_CGROUP = Path("/sys/fs/cgroup/memory")
+Obj = dict[str, Any]
 
 
 @dataclass
@@ -150,6 +152,9 @@ class Agent:
                 cluster_dns=[cfg.cluster_dns], cluster_domain=cfg.cluster_domain,
                 node_ip=node_ip)
             self.tasks.append(asyncio.create_task(self.kubelet.run(), name="pod-workers"))
+            if not self.standalone:
+                self.tasks.append(asyncio.create_task(self._eviction(status).run(),
+                                                      name="eviction"))
             if cfg.manifests is not None:
                 from pocketkube.kubelet.staticpods import StaticPods
 
@@ -162,6 +167,28 @@ class Agent:
                 t.result()
         finally:
             await self.close(objects)
+
+    def _eviction(self, status: Any) -> Any:
+        """Node-pressure eviction: memory.available and nodefs thresholds, kube's defaults."""
+        from pocketkube.kubelet.eviction import EvictionManager, measure_node
+
+        kubelet, cfg = self.kubelet, self.config
+
+        def pod_usage(pod: Obj, resource: str) -> dict[str, int]:
+            rt = kubelet.pleg.pods.get(pod["metadata"]["uid"])
+            if resource != "memory" or rt is None:
+                return {}
+            usage = {}
+            for c in rt.containers:
+                path = MEMORY_CGROUP / "pocketkube" / rt.uid / c.id / "memory.usage_in_bytes"
+                with contextlib.suppress(OSError, ValueError):
+                    usage[c.name] = int(path.read_text())
+            return usage
+
+        return EvictionManager(status, recorder=self.recorder, clock=self.clock,
+                               active_pods=kubelet.workers.active_pods, evict=kubelet.evict,
+                               measure=lambda: measure_node(cfg.root, cfg.images_root),
+                               pod_usage=pod_usage)
 
     async def _start_server(self, server_class: Any, lookup: Any, bind: str, cert: Path,
                             key: Path) -> int:

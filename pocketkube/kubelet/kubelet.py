@@ -121,6 +121,7 @@ class Kubelet:
     # --- pods from the API --------------------------------------------------------------------
 
     def pod_added(self, pod: Obj) -> None:
+        from pocketkube.kubelet._ptrace import T; T('added', pod['metadata']['name'])
         self._pod_changed(None, pod)
 
     def pod_updated(self, old: Obj, pod: Obj) -> None:
@@ -175,7 +176,15 @@ class Kubelet:
         uid = pod["metadata"]["uid"]
         self.api_pods.pop(uid, None)
         self.rejected.pop(uid, None)
+        self.podsync.overrides.pop(uid, None)
         self.workers.update(pod, removed=True)
+
+    async def evict(self, pod: Obj, status: Obj, grace_period: int) -> None:
+        """Stop `pod` within `grace_period` seconds and report it with `status` (phase Failed,
+        reason Evicted): the node-pressure eviction manager's kill function."""
+        uid = pod["metadata"]["uid"]
+        self.podsync.overrides[uid] = status
+        self.workers.update(self.api_pods.get(uid, pod), grace_override=grace_period)
 
     def _reject(self, pod: Obj, reason: str, message: str) -> None:
         log.info("pod %s rejected: %s", ctr.format_pod(pod), message)

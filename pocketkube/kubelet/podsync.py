@@ -47,10 +47,20 @@ def port_mappings(pod: Obj) -> list[PortMapping]:
     return out
 
 
+def with_override(status: Obj, override: Obj) -> Obj:
+    """`status` with the fields the node agent decided (phase, reason, message) replaced and
+    its conditions (e.g. DisruptionTarget) added, as kube's podStatusFn of an eviction."""
+    extra = {c["type"]: c for c in override.get("conditions") or []}
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") not in extra]
+    return {**status, **{k: v for k, v in override.items() if k != "conditions"},
+            "conditions": conditions + list(extra.values())}
+
+
 class PodSync:
     def __init__(self, *, runtime: Any, images: Any, volumes: Any, dns: Any, probes: Any,
                  syncer: PodSyncer, status: StatusManager, recorder: Any, root: Path,
                  node_ip: str, cluster_dns: list[str], cluster_domain: str) -> None:
+        self.overrides: dict[str, Obj] = {}  # uid -> status set by an eviction
         self.runtime = runtime
         self.images = images
         self.volumes = volumes
@@ -108,25 +118,36 @@ class PodSync:
         uid = pod["metadata"]["uid"]
         old = self.status.get(uid) or (pod.get("status") or {})
         status = generate(pod, rt, old, await self._inputs(pod, rt), terminal)
+        if uid in self.overrides:  # the node evicted it: Failed, with the eviction's reason
+            status = with_override(status, self.overrides[uid])
         self.status.set_pod_status(pod, status)
         return status
 
     # --- the worker's steps --------------------------------------------------------------------
 
     async def sync_pod(self, pod: Obj) -> tuple[bool, float | None]:
+        from pocketkube.kubelet._ptrace import T
+        n = pod["metadata"]["name"]
+        T("sync0", n)
         uid = pod["metadata"]["uid"]
         rt = await pod_status(self.runtime, uid)
+        T("podstatus1", n)
         status = await self.report(pod, rt, terminal=False)
+        T("report1", n)
         if status["phase"] in TERMINAL:
             return True, None
         dirs = await self._volumes(pod)
+        T("volumes", n)
         if dirs is None:
             return False, VOLUME_RETRY
         result = await self.syncer.sync(
             pod, rt, volume_dirs=dirs,
             make_sandbox=lambda ips: self.sandbox_config(pod, ips))
+        T("synced", n)
         rt = await pod_status(self.runtime, uid)
+        T("podstatus2", n)
         status = await self.report(pod, rt, terminal=False)
+        T("report2", n)
         return status["phase"] in TERMINAL, result.retry_after
 
     async def _volumes(self, pod: Obj) -> dict[str, Path] | None:
