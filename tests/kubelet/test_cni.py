@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pocketkube.kubelet.network.cni import CniNetwork
+from pocketkube.kubelet.network.iptables import masquerade_chain
 from pocketkube.kubelet.runtime.interface import PortMapping
 
 pytestmark = pytest.mark.usefixtures("require_root")
@@ -172,12 +173,12 @@ async def test_teardown_then_cleanup_leave_nothing(network, tmp_path):
     assert veths.strip() == ""
     assert await net.sandboxes() == []
 
-    # A sandbox whose namespace vanished before DEL leaves its masquerade rules: cleanup
-    # sweeps them too.
+    # A sandbox whose namespace vanished before DEL, and the network's masquerade rule (there
+    # as long as the network is): cleanup sweeps them too.
     sid_c, ns_c, _ = await pods.add()
     await sh("ip", "netns", "delete", Path(ns_c).name)
     _, during = await sh("iptables-save")
-    assert sid_c in during
+    assert f"-j {masquerade_chain(net.name)}" in during
 
     await net.cleanup()
     pods.made.clear()

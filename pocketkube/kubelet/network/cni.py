@@ -1,9 +1,11 @@
 """Pod networking with the CNI reference plugins: one bridge per cluster, host-local IPAM over
-the node's podCIDR, portmap for hostPort, loopback for `lo`.
+the node's podCIDR, portmap for hostPort, loopback for `lo`, and one masquerade rule for the
+whole subnet (iptables.ensure_masquerade, made once) rather than the bridge plugin's per-pod one.
 
 Each sandbox gets a named network namespace (netns.py); `setup` runs the configuration list
-(bridge + host-local, then portmap) on eth0 and the loopback plugin on lo, and caches the result
-so `teardown` can give it back to DEL as prevResult, as libcni does. The network's name is the
+(bridge + host-local, then portmap) on eth0 and, at the same time since they touch different
+interfaces, the loopback plugin on lo, and caches the result so `teardown` can give it back to
+DEL as prevResult, as libcni does. The network's name is the
 bridge name, so the iptables rules the plugins tag with it (comments `name: "<bridge>" ...`) can
 be found and removed by `cleanup` when the cluster is deleted, leaving other clusters' rules.
 """
@@ -49,13 +51,16 @@ class CniNetwork:
         self.name = bridge  # the CNI network name, written into the plugins' iptables comments
         self._ipam_dir = self.root / "ipam"
         self._results_dir = self.root / "results"
+        self._masquerading = False
+        self._masquerade_lock = asyncio.Lock()
 
     # --- configuration -----------------------------------------------------------------------
 
-    def network_config(self, portmap: bool = True) -> dict:
-        """The configuration list: bridge (gateway, masquerade, hairpin) with host-local IPAM
-        over the subnet, then portmap for hostPorts (left out for a pod without any: one
-        plugin run fewer on ADD and on DEL)."""
+    def network_config(self, portmap: bool = True, ip_masq: bool = False) -> dict:
+        """The configuration list: bridge (gateway, hairpin) with host-local IPAM over the
+        subnet, then portmap for hostPorts (left out for a pod without any: one plugin run
+        fewer on ADD and on DEL). The bridge's ipMasq is only on to DEL pods set up with it
+        by an earlier version."""
         conf = {
             "cniVersion": CNI_VERSION,
             "name": self.name,
@@ -64,7 +69,7 @@ class CniNetwork:
                     "type": "bridge",
                     "bridge": self.bridge,
                     "isGateway": True,
-                    "ipMasq": True,
+                    "ipMasq": ip_masq,
                     "hairpinMode": True,
                     "ipam": {
                         "type": "host-local",
@@ -96,6 +101,14 @@ class CniNetwork:
         if f" {self.gateway}/" not in addrs:
             await netns.run("ip", "addr", "add", f"{self.gateway}/{prefix}", "dev", self.bridge)
         await netns.run("ip", "link", "set", self.bridge, "up")
+        await self.ensure_masquerade()
+
+    async def ensure_masquerade(self) -> None:
+        """The subnet's masquerade rule, checked once per agent (at the bridge or first pod)."""
+        async with self._masquerade_lock:
+            if not self._masquerading:
+                await iptables.ensure_masquerade(self.name, self.subnet)
+                self._masquerading = True
 
     def loopback_config(self) -> dict:
         return {"cniVersion": CNI_VERSION, "name": "cni-loopback", "type": "loopback"}
@@ -152,14 +165,22 @@ class CniNetwork:
         lo = Invocation(container_id=sandbox_id, netns=netns_path, ifname="lo")
         inv = self._invocation(sandbox_id, netns_path, "eth0", pod, ports)
         network = self.network_config(portmap=bool(ports))
+        await self.ensure_masquerade()
         # Recorded before ADD so an interrupted setup is still torn down by cleanup().
         await asyncio.to_thread(self._write_result, sandbox_id,
                                 {"netns": netns_path, "pod": list(pod), "result": None,
-                                 "portmap": bool(ports)})  # fmt: skip
+                                 "portmap": bool(ports), "ipMasq": False})  # fmt: skip
         try:
-            await exec_plugin(self.plugin_dir, "ADD", plugin_config({"name": "cni-loopback",
-                              "cniVersion": CNI_VERSION}, self.loopback_config(), lo, None), lo)  # fmt: skip
-            result = await add_list(self.plugin_dir, network, inv)
+            loopback = plugin_config({"name": "cni-loopback", "cniVersion": CNI_VERSION},
+                                     self.loopback_config(), lo, None)
+            # Both run to the end (no task left running on failure); the first error counts.
+            outcome = await asyncio.gather(exec_plugin(self.plugin_dir, "ADD", loopback, lo),
+                                           add_list(self.plugin_dir, network, inv),
+                                           return_exceptions=True)
+            for item in outcome:
+                if isinstance(item, BaseException):
+                    raise item
+            result = outcome[1]
         except BaseException:
             try:
                 await self.teardown(sandbox_id, netns_path, ports, keep_netns=True)
@@ -168,7 +189,7 @@ class CniNetwork:
             raise
         await asyncio.to_thread(self._write_result, sandbox_id,
                                 {"netns": netns_path, "pod": list(pod), "result": result,
-                                 "portmap": bool(ports)})  # fmt: skip
+                                 "portmap": bool(ports), "ipMasq": False})  # fmt: skip
         ips = result_ips(result)
         if not ips:
             raise CniError("bridge", "ADD", 1, f"no IP addresses in the result: {result}")
@@ -181,24 +202,29 @@ class CniNetwork:
         if not record or not record.get("result"):
             raise CniError("bridge", "CHECK", 1, f"no cached result for {sandbox_id}")
         inv = self._invocation(sandbox_id, netns_path, "eth0", None, ports)
-        await check_list(self.plugin_dir, self.network_config(record.get("portmap", True)), inv,
-                         record["result"])
+        network = self.network_config(record.get("portmap", True), record.get("ipMasq", True))
+        await check_list(self.plugin_dir, network, inv, record["result"])
 
     async def teardown(self, sandbox_id: str, netns_path: str, ports: list[PortMapping],
                        *, keep_netns: bool = False) -> None:  # fmt: skip
-        """DEL in reverse order (portmap, bridge + IPAM, loopback), then delete the namespace.
-        Idempotent: DEL of something already gone succeeds."""
+        """DEL in reverse order (portmap, bridge + IPAM) with loopback's DEL alongside, then
+        delete the namespace. Idempotent: DEL of something already gone succeeds."""
         record = await asyncio.to_thread(self._read_result, sandbox_id)
         prev = record.get("result") if record else None
         pod = tuple(record["pod"]) if record and record.get("pod") else None
         ns_path = netns_path if netns_path and os.path.exists(netns_path) else ""
         inv = self._invocation(sandbox_id, ns_path, "eth0", pod, ports)  # type: ignore[arg-type]
         portmap = bool(ports) or not record or record.get("portmap", True)
-        await del_list(self.plugin_dir, self.network_config(portmap), inv, prev)
+        ip_masq = not record or record.get("ipMasq", True)  # unknown: as set up before
+        steps = [del_list(self.plugin_dir, self.network_config(portmap, ip_masq), inv, prev)]
         if ns_path:
             lo = Invocation(container_id=sandbox_id, netns=ns_path, ifname="lo")
-            await exec_plugin(self.plugin_dir, "DEL", plugin_config({"name": "cni-loopback",
-                              "cniVersion": CNI_VERSION}, self.loopback_config(), lo, None), lo)  # fmt: skip
+            steps.append(exec_plugin(self.plugin_dir, "DEL", plugin_config(
+                {"name": "cni-loopback", "cniVersion": CNI_VERSION}, self.loopback_config(),
+                lo, None), lo))
+        for item in await asyncio.gather(*steps, return_exceptions=True):
+            if isinstance(item, BaseException):
+                raise item
         if not keep_netns and netns_path:
             await netns.delete(netns_path)
         await asyncio.to_thread(self._result_path(sandbox_id).unlink, True)
@@ -231,5 +257,6 @@ class CniNetwork:
         if await asyncio.to_thread(os.path.exists, f"/sys/class/net/{self.bridge}"):
             await netns.run("ip", "link", "delete", self.bridge)
         await iptables.remove_network_rules(self.name)
+        self._masquerading = False
         await asyncio.to_thread(shutil.rmtree, self._ipam_dir, True)
         await asyncio.to_thread(shutil.rmtree, self._results_dir, True)
