@@ -121,7 +121,6 @@ class Kubelet:
     # --- pods from the API --------------------------------------------------------------------
 
     def pod_added(self, pod: Obj) -> None:
-        from pocketkube.kubelet._ptrace import T; T('added', pod['metadata']['name'])
         self._pod_changed(None, pod)
 
     def pod_updated(self, old: Obj, pod: Obj) -> None:

@@ -126,28 +126,19 @@ class PodSync:
     # --- the worker's steps --------------------------------------------------------------------
 
     async def sync_pod(self, pod: Obj) -> tuple[bool, float | None]:
-        from pocketkube.kubelet._ptrace import T
-        n = pod["metadata"]["name"]
-        T("sync0", n)
         uid = pod["metadata"]["uid"]
         rt = await pod_status(self.runtime, uid)
-        T("podstatus1", n)
         status = await self.report(pod, rt, terminal=False)
-        T("report1", n)
         if status["phase"] in TERMINAL:
             return True, None
         dirs = await self._volumes(pod)
-        T("volumes", n)
         if dirs is None:
             return False, VOLUME_RETRY
         result = await self.syncer.sync(
             pod, rt, volume_dirs=dirs,
             make_sandbox=lambda ips: self.sandbox_config(pod, ips))
-        T("synced", n)
         rt = await pod_status(self.runtime, uid)
-        T("podstatus2", n)
         status = await self.report(pod, rt, terminal=False)
-        T("report2", n)
         return status["phase"] in TERMINAL, result.retry_after
 
     async def _volumes(self, pod: Obj) -> dict[str, Path] | None:
