@@ -16,7 +16,7 @@ import logging
 import random
 import struct
 
-from dnslib import OPCODE, QTYPE, RCODE, RR, DNSError, DNSHeader, DNSRecord
+from dnslib import EDNS0, OPCODE, QTYPE, RCODE, RR, DNSError, DNSHeader, DNSRecord
 
 from pocketkube.dns.answer import Answer, Zone, complete_chase, resolve
 from pocketkube.dns.upstream import Upstream, UpstreamError
@@ -51,15 +51,16 @@ def truncate(reply: DNSRecord, size: int) -> bytes:
         while lo < hi:
             mid = (lo + hi + 1) // 2
             trial = [*kept[:i], section[:mid], *kept[i + 1:]]
-            msg = DNSRecord(reply.header, q=reply.questions, a=trial[0], auth=trial[1],
-                            ar=trial[2] + opt)
+            msg = DNSRecord(reply.header, questions=reply.questions, rr=trial[0],
+                            auth=trial[1], ar=trial[2] + opt)
             if len(msg.pack()) <= size:
                 lo = mid
             else:
                 hi = mid - 1
         # Later sections still get what fits, as truncateLoop goes on while room is left.
         kept[i] = section[:lo]
-    out = DNSRecord(reply.header, q=reply.questions, a=kept[0], auth=kept[1], ar=kept[2] + opt)
+    out = DNSRecord(reply.header, questions=reply.questions, rr=kept[0], auth=kept[1],
+                    ar=kept[2] + opt)
     out.header.tc = 1
     return out.pack()
 
@@ -113,7 +114,7 @@ class DnsServer:
         reply.ar = list(ans.additional)
         for rr in request.ar:
             if rr.rtype == QTYPE.OPT:
-                reply.ar.append(RR(".", QTYPE.OPT, rclass=rr.rclass, ttl=rr.ttl & 0x8000))
+                reply.ar.append(EDNS0(udp_len=rr.rclass, flags="do" if rr.ttl & 0x8000 else ""))
                 break
         return reply
 
