@@ -27,6 +27,7 @@ from pocketkube.controllers.replicaset import (
     ReplicationControllerController,
 )
 from pocketkube.controllers.serviceaccounts import ServiceAccountsController
+from pocketkube.controllers.servicelb import ServiceLBController
 from pocketkube.controllers.statefulset import StatefulSetController
 from pocketkube.controllers.taintmanager import TaintEvictionController
 from pocketkube.controllers.ttlafterfinished import TTLAfterFinishedController
@@ -54,6 +55,7 @@ def build(ctx: ComponentContext, informers: InformerFactory) -> list[Controller]
         CronJobController(ctx.client, informers),
         TTLAfterFinishedController(ctx.client, informers),
         DisruptionController(ctx.client, informers),
+        ServiceLBController(ctx.client, informers),
     ]
 
 
