@@ -2,9 +2,12 @@
 directory per container, and the per-sandbox /dev/shm tmpfs.
 
 The image store keeps each layer extracted once (whiteouts already in overlayfs form), so a
-container costs one mount and two empty directories. Mounting goes through the `mount`/`umount`
-commands run as asyncio subprocesses: the event loop never blocks in mount(2), and there is no
-ctypes code to get wrong.
+container costs one mount and two empty directories. Mounting calls mount(2)/umount2(2) in a
+worker thread (kubelet/mountcalls.py), so the event loop never blocks in them and no `mount`
+process is started per container; when a call fails, the `mount`/`umount` command is run
+instead, as an asyncio subprocess, and its own error is what gets reported. The command also
+mounts overlays whose layer list is too long for one page of options: it runs in the layers'
+common parent directory (a working directory is per process, not per thread).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import logging
 import os
 import shutil
 from pathlib import Path
+
+from pocketkube.kubelet import mountcalls
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +66,40 @@ async def mount_overlay(layers: list[Path], upper: Path, work: Path, target: Pat
     """Mount the layers (lowest first) with `upper`/`work` at `target` (all created here)."""
     if not layers:
         raise MountError("the image has no layers")
-    for d in (upper, work, target):
-        d.mkdir(parents=True, exist_ok=True)
     lower, cwd = _lowerdirs(layers)
     options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+
+    def make() -> bool:
+        for d in (upper, work, target):
+            d.mkdir(parents=True, exist_ok=True)
+        if cwd is not None:
+            return False
+        try:
+            mountcalls.mount("overlay", target, "overlay", 0, options)
+        except OSError:
+            return False
+        return True
+
+    if await asyncio.to_thread(make):
+        return
     code, out = await _run("mount", "-t", "overlay", "overlay", "-o", options, str(target), cwd=cwd)
     if code != 0:
         raise MountError(f"mounting the root filesystem failed: {out}")
 
 
 async def mount_tmpfs(target: Path, size: str = "64m") -> None:
-    target.mkdir(parents=True, exist_ok=True)
+    def make() -> bool:
+        target.mkdir(parents=True, exist_ok=True)
+        try:
+            mountcalls.mount("shm", target, "tmpfs",
+                             mountcalls.MS_NOSUID | mountcalls.MS_NODEV | mountcalls.MS_NOEXEC,
+                             f"mode=1777,size={size}")
+        except OSError:
+            return False
+        return True
+
+    if await asyncio.to_thread(make):
+        return
     code, out = await _run(
         "mount",
         "-t",
@@ -87,7 +115,16 @@ async def mount_tmpfs(target: Path, size: str = "64m") -> None:
 
 async def unmount(target: Path) -> None:
     """Unmount `target` if it is mounted (lazily if it is busy)."""
-    if not await asyncio.to_thread(is_mounted, target):
+
+    def call() -> bool:
+        try:
+            if mountcalls.unmount_or_detach(target) == "detached":
+                log.warning("umount %s: busy; detached it", target)
+        except OSError:
+            return is_mounted(target)  # left to the command, for its error
+        return False
+
+    if not await asyncio.to_thread(call):
         return
     code, out = await _run("umount", str(target))
     if code != 0:

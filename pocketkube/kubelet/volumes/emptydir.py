@@ -3,6 +3,10 @@ mode 0777, or with `medium: Memory` a tmpfs mounted there (root only) and sized 
 sizes it: the smallest positive of node allocatable memory, the pod's memory limit and the
 volume's sizeLimit. Secret, downwardAPI and projected volumes reuse the tmpfs path so their
 contents never touch the disk, as kube's memory-backed wrappers do.
+
+tmpfs is mounted and unmounted with the system calls (kubelet/mountcalls.py) in a worker
+thread; only when a call fails is the `mount`/`umount` command run, so a failure reads as kube's
+mount utility reports it (the command, its arguments and its output).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketkube.api.validation.quantity import value as quantity_value
+from pocketkube.kubelet import mountcalls
 from pocketkube.kubelet.volumes.common import SetupError
 
 log = logging.getLogger("pocketkube.kubelet.volumes")
@@ -67,10 +72,20 @@ async def _run(*argv: str) -> tuple[int, str]:
 
 async def mount_tmpfs(path: Path, size: int) -> None:
     """A tmpfs at path (idempotent: an existing mount point is left as it is)."""
-    await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
-    if await asyncio.to_thread(os.path.ismount, path):
-        return
     options = "mode=0777" + (f",size={size}" if size > 0 else "")
+
+    def make() -> bool:
+        path.mkdir(parents=True, exist_ok=True)
+        if os.path.ismount(path):
+            return True
+        try:
+            mountcalls.mount("tmpfs", path, "tmpfs", 0, options)
+        except OSError:
+            return False
+        return True
+
+    if await asyncio.to_thread(make):
+        return
     rc, out = await _run("mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path))
     if rc != 0:
         raise SetupError(f"mount failed: exit status {rc}\nMounting command: mount\n"
@@ -79,6 +94,15 @@ async def mount_tmpfs(path: Path, size: int) -> None:
 
 
 async def unmount(path: Path) -> None:
+    def call() -> bool:
+        try:
+            mountcalls.unmount_or_detach(path)  # a busy one goes away once released
+        except OSError:
+            return False
+        return True
+
+    if await asyncio.to_thread(call):
+        return
     rc, out = await _run("umount", str(path))
     if rc != 0:
         # A busy mount (a process still has it open) goes away once released.
