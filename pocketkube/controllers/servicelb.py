@@ -38,6 +38,7 @@ FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+WRITE_SEEN_TIMEOUT = 30.0  # seconds to wait for the cache to show our own last write
 
 
 def wants_load_balancer(svc: Obj) -> bool:
@@ -107,6 +108,13 @@ def ingress_of(svc: Obj) -> list[Obj]:
     return list(((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [])
 
 
+def _rv(obj: Obj) -> int:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 def _ip_list(ingress: list[Obj]) -> str:
     """Go's %v of a []string, as k3s prints the old and new addresses."""
     return "[" + " ".join(i.get("ip") or i.get("hostname", "") for i in ingress) + "]"
@@ -146,6 +154,10 @@ class ServiceLBController(Controller):
         # Services whose spec asked for the balancer to be ensured again since their last
         # sync: only decides which events a sync records, never what it writes.
         self._ensure: set[str] = set()
+        # Expectations, as kube's controllers keep them: (uid, resourceVersion, deadline) of
+        # our last write to a Service. Until the cache has caught up with it (resourceVersion
+        # is the store's global revision) a sync would act on what we already changed.
+        self._written: dict[str, tuple[str, int, float]] = {}
         self.services.on(add=self._service_added, update=self._service_updated)
         self.nodes.on(add=lambda n: self._nodes_changed(),
                       update=lambda old, new: self._node_updated(old, new),
@@ -208,8 +220,18 @@ class ServiceLBController(Controller):
         svc = self.services.get(key)
         if svc is None:
             self._ensure.discard(key)
+            self._written.pop(key, None)
             return
         meta = svc["metadata"]
+        w = self._written.get(key)
+        if w is not None:
+            uid, rv, deadline = w
+            now = self.clock.now()
+            if uid == meta.get("uid") and _rv(svc) < rv and now < deadline:
+                # The watch event of our write re-queues the key; this is the backstop.
+                self.queue.add_after(key, deadline - now)
+                return
+            del self._written[key]
         if wants_load_balancer(svc) and not meta.get("deletionTimestamp"):
             await self._ensure_lb(key, svc)
         elif FINALIZER in (meta.get("finalizers") or []):
@@ -235,8 +257,8 @@ class ServiceLBController(Controller):
             self.recorder.record(svc, "Warning", "UnAvailableLoadBalancer",
                                  "There are no available nodes for LoadBalancer")
         if want != have:
-            await self.client.patch(SERVICES, name, {"status": {"loadBalancer": {
-                "ingress": want or None}}}, ns, subresource="status")
+            self._wrote(key, await self.client.patch(SERVICES, name, {"status": {
+                "loadBalancer": {"ingress": want or None}}}, ns, subresource="status"))
             self.log.info("service %s: load balancer ingress %s", key,
                           [i["ip"] for i in want])
             if not full and want:
@@ -255,6 +277,7 @@ class ServiceLBController(Controller):
             if not svc["metadata"].get("deletionTimestamp"):
                 svc = await self.client.patch(SERVICES, name, {"status": {"loadBalancer": {
                     "ingress": None}}}, ns, subresource="status")
+                self._wrote(key, svc)
         await self._set_finalizers(svc, add=False)
         self.recorder.record(svc, "Normal", "DeletedLoadBalancer", "Deleted load balancer")
 
@@ -268,8 +291,13 @@ class ServiceLBController(Controller):
         patch = {"metadata": {"resourceVersion": meta["resourceVersion"],
                               "finalizers": fins or None}}
         try:
-            await self.client.patch(SERVICES, meta["name"], patch, meta.get("namespace"))
+            out = await self.client.patch(SERVICES, meta["name"], patch, meta.get("namespace"))
         except StatusError as e:
             if e.code == 404 and not add:
                 return
             raise
+        self._wrote(key_of(svc), out)
+
+    def _wrote(self, key: str, obj: Obj) -> None:
+        self._written[key] = (obj["metadata"].get("uid", ""), _rv(obj),
+                              self.clock.now() + WRITE_SEEN_TIMEOUT)

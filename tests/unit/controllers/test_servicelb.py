@@ -251,3 +251,23 @@ async def test_a_failed_write_is_retried_with_the_ensure_events(env):
     assert ips(api) == ["10.250.0.1"]
     assert rec.reasons() == ["EnsuringLoadBalancer", "EnsuringLoadBalancer",
                              "EnsuredLoadBalancer"]
+
+
+async def test_a_cache_behind_our_own_writes_does_not_write_or_report_them_again(env):
+    api, ctl, rec = env
+    await api.create(NODES, node("sim-0", "10.250.0.1"))
+    await api.create(SERVICES, service())
+    held: list[tuple] = []
+    deliver = api._notify
+    api._notify = lambda r, obj, deleted=False: held.append((r, obj, deleted))  # watch lags
+    await drain(ctl)
+    api._notify = deliver
+    assert [c[0] for c in api.calls if c[1] == "services"] == ["create", "patch",
+                                                               "patch/status"]
+    for r, obj, deleted in held:  # the watch events arrive one by one, each synced at once
+        deliver(r, obj, deleted)
+        await drain(ctl)
+    assert [c[0] for c in api.calls if c[1] == "services"] == ["create", "patch",
+                                                               "patch/status"]
+    assert rec.reasons() == ["EnsuringLoadBalancer", "EnsuredLoadBalancer"]
+    assert ips(api) == ["10.250.0.1"]
