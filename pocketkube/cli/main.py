@@ -166,10 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--kubeconfig", type=Path, help="cluster to join (default $KUBECONFIG or ~/.kube/config)"
     )
     scheduler.add_argument("--log-level", choices=LOG_LEVELS, default="info")
-    from pocketkube.cli import agent, image
+    from pocketkube.cli import agent, image, service
 
     agent.add_parser(sub, LOG_LEVELS)
     image.add_parser(sub, [data])
+    service.add_parser(sub, [data])
     return parser
 
 
@@ -211,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         _configure_logging("warning")
         args.data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
         return image.run(args)
+    if args.command == "service":
+        from pocketkube.cli import service
+
+        _configure_logging("warning")
+        return service.run(args)
     instance = Instance(args.data_dir or default_data_dir())
     # soft_wrap: never break paths and URLs across lines (output is often piped or parsed).
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
