@@ -10,6 +10,7 @@ ExternalName whose target lies outside the cluster domain: the Answer then names
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ def soa_record(view: ClusterView, zone: Zone, owner: str) -> RR:
         (view.modified & 0xFFFFFFFF, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, zone.ttl)))
 
 
+@functools.lru_cache(maxsize=65536)
 def _family(host: str) -> int:
     try:
         return QTYPE.A if ipaddress.ip_address(host).version == 4 else QTYPE.AAAA
@@ -178,7 +180,6 @@ def resolve(view: ClusterView, zone: Zone, qname: str, qtype: int) -> Answer | N
     if qtype in (QTYPE.AXFR, QTYPE.IXFR):
         return Answer(rcode=RCODE.REFUSED, authoritative=False)
     r = _Resolver(view, zone, qname)
-    soa = soa_record(view, zone, r.zone_q)
     answer: list[RR] = []
     extra: list[RR] = []
     try:
@@ -195,7 +196,7 @@ def resolve(view: ClusterView, zone: Zone, qname: str, qtype: int) -> Answer | N
         elif qtype == QTYPE.SRV:
             answer, extra = r.srv()
         elif qtype == QTYPE.SOA:
-            answer = [soa] if lname == zone.origin else []
+            answer = [soa_record(view, zone, r.zone_q)] if lname == zone.origin else []
         elif qtype == QTYPE.NS and lname == zone.origin:
             answer, extra = r.ns()
         elif qtype in (QTYPE.PTR, QTYPE.MX):
@@ -204,9 +205,10 @@ def resolve(view: ClusterView, zone: Zone, qname: str, qtype: int) -> Answer | N
             r.addresses(r.qname, QTYPE.A, [])  # tells NODATA from NXDOMAIN
     except NameError_:
         code = RCODE.NXDOMAIN if view.synced else RCODE.SERVFAIL
-        return Answer(rcode=code, authority=[soa])
+        return Answer(rcode=code, authority=[soa_record(view, zone, r.zone_q)])
     if not answer and not r.chase:
-        return Answer(authority=[soa])
+        return Answer(authority=[soa_record(view, zone, r.zone_q)])
+    soa = soa_record(view, zone, r.zone_q) if r.chase else None
     return Answer(answer=answer, additional=extra, chase=r.chase, soa=soa)
 
 

@@ -14,6 +14,7 @@ Names follow the Kubernetes DNS specification: `svc.ns.svc.<zone>`,
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -49,6 +50,7 @@ class Request:
     pod_or_svc: str = ""
 
 
+@functools.lru_cache(maxsize=65536)
 def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
