@@ -12,6 +12,7 @@ import pytest
 
 from pocketkube.client.rest import ApiClient, ClientConfig
 from pocketkube.proxy.changetracker import ChangeTracker, Snapshot
+from pocketkube.proxy.component import ProxyOptions, choose_mode, component_config
 from pocketkube.proxy.iptables import cleanup_input, missing_jumps
 from pocketkube.proxy.model import Endpoint, ServicePort
 from pocketkube.proxy.rules import JUMPS
@@ -180,3 +181,14 @@ async def test_userspace_udp_forwards_and_answers() -> None:
         ct.close()
         await proxier.close()
         echo.close()
+
+
+def test_component_options_and_mode() -> None:
+    assert choose_mode("userspace") == ("userspace", "requested")
+    with pytest.raises(ValueError):
+        choose_mode("ipvs")
+    with pytest.raises(ValueError, match="unknown proxy options: colour"):
+        ProxyOptions.from_dict({"colour": "blue"})
+    assert ProxyOptions.from_dict({"node_name": "n1", "mode": None}).node_name == "n1"
+    components, options = component_config(node_name="n1")
+    assert list(components) == ["proxy"] and options == {"proxy": {"node_name": "n1"}}
