@@ -253,7 +253,7 @@ class ServiceLBController(Controller):
             self.recorder.record(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer")
             await self._set_finalizers(svc, add=True)
         want, have = self.desired(svc), ingress_of(svc)
-        if not want:
+        if not want and (full or want != have):
             self.recorder.record(svc, "Warning", "UnAvailableLoadBalancer",
                                  "There are no available nodes for LoadBalancer")
         if want != have:

@@ -271,3 +271,14 @@ async def test_a_cache_behind_our_own_writes_does_not_write_or_report_them_again
                                                                "patch/status"]
     assert rec.reasons() == ["EnsuringLoadBalancer", "EnsuredLoadBalancer"]
     assert ips(api) == ["10.250.0.1"]
+
+
+async def test_no_nodes_warns_when_ensuring_not_on_every_sync(env):
+    api, ctl, rec = env
+    await api.create(SERVICES, service())
+    await drain(ctl)
+    ctl.queue.add("ns/web")
+    await drain(ctl)
+    assert rec.reasons() == ["EnsuringLoadBalancer", "UnAvailableLoadBalancer",
+                             "EnsuredLoadBalancer"]
+    assert ips(api) == []
