@@ -208,11 +208,20 @@ class CniNetwork:
     async def teardown(self, sandbox_id: str, netns_path: str, ports: list[PortMapping],
                        *, keep_netns: bool = False) -> None:  # fmt: skip
         """DEL in reverse order (portmap, bridge + IPAM) with loopback's DEL alongside, then
-        delete the namespace. Idempotent: DEL of something already gone succeeds."""
-        record = await asyncio.to_thread(self._read_result, sandbox_id)
+        delete the namespace. Idempotent: DEL of something already gone succeeds, and a
+        sandbox without a cached record (written before ADD, removed after a complete DEL)
+        nor a namespace has nothing left to DEL (the runtime tears down on stop and again on
+        removal)."""
+
+        def look() -> tuple[dict | None, str]:
+            exists = bool(netns_path) and os.path.exists(netns_path)
+            return self._read_result(sandbox_id), netns_path if exists else ""
+
+        record, ns_path = await asyncio.to_thread(look)
+        if record is None and not ns_path:
+            return
         prev = record.get("result") if record else None
         pod = tuple(record["pod"]) if record and record.get("pod") else None
-        ns_path = netns_path if netns_path and os.path.exists(netns_path) else ""
         inv = self._invocation(sandbox_id, ns_path, "eth0", pod, ports)  # type: ignore[arg-type]
         portmap = bool(ports) or not record or record.get("portmap", True)
         ip_masq = not record or record.get("ipMasq", True)  # unknown: as set up before
