@@ -55,10 +55,18 @@ class FakeUpstream:
             await writer.drain()
             writer.close()
 
-        self._udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
-        self.port = self._udp.get_extra_info("sockname")[1]
-        self._tcp = await asyncio.start_server(tcp, "127.0.0.1", self.port)
-        return self.port
+        # A free UDP port may be taken for TCP: try another until both are ours.
+        for _ in range(20):
+            udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
+            port = udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(tcp, "127.0.0.1", port)
+            except OSError:
+                udp.close()
+                continue
+            self._udp, self.port = udp, port
+            return port
+        raise OSError("no port free for both UDP and TCP on 127.0.0.1")
 
     async def close(self) -> None:
         if self._udp is not None:
