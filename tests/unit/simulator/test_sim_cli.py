@@ -15,13 +15,13 @@ from pocketkube.simulator import component
 
 def given(args: list[str]) -> dict:
     ns = build_parser().parse_args(args)
-    return {"port": ns.port, "simulated_nodes": ns.simulated_nodes}
+    return {"port": ns.port, "simulated_nodes": ns.simulated_nodes, "node_agent": ns.node_agent}
 
 
 def test_simulated_nodes_flag_adds_the_component_and_is_remembered(tmp_path: Path) -> None:
     instance = Instance(tmp_path / "c")
     instance.mark()
-    options = instance.options(given(["start", "--simulated-nodes", "3"]))
+    options = instance.options(given(["start", "--simulated-nodes", "3", "--no-node-agent"]))
     assert options.simulated_nodes == 3
     config = instance.server_config(options)
     assert config.components == {"simulated-nodes": component.run}
@@ -31,6 +31,9 @@ def test_simulated_nodes_flag_adds_the_component_and_is_remembered(tmp_path: Pat
     assert instance.options(given(["server"])).simulated_nodes == 3
     off = instance.options(given(["server", "--simulated-nodes", "0"]))
     assert instance.server_config(off).components == {}
+    # The real node is on unless turned off (and remembered like the rest).
+    on = instance.options(given(["server", "--node-agent"]))
+    assert set(instance.server_config(on).components) == {"node-agent", "simulated-nodes"}
 
 
 def test_simulated_nodes_must_be_a_count() -> None:
