@@ -32,7 +32,8 @@ from pocketkube.dns.view import ClusterView
 log = logging.getLogger("pocketkube.dns")
 
 NAME = "cluster-dns"
-RETRY = 2.0  # seconds between attempts to bind or publish after a failure
+RETRY = 1.0  # first wait before another attempt to bind or publish; doubles up to MAX_RETRY
+MAX_RETRY = 60.0
 Obj = dict[str, Any]
 
 
@@ -75,6 +76,7 @@ class ClusterDns:
         self.wake = asyncio.Event()
         self.informers: list[Informer] = []
         self._status = "starting"
+        self._retry = RETRY
 
     async def health(self) -> tuple[bool, str]:
         if self.server is None or not self.view.synced or not self.published:
@@ -146,8 +148,7 @@ class ClusterDns:
             if ip != self.node_ip or self.server is None:
                 await self._bind(ip)
         except OSError as e:
-            self._status = f"cannot listen on {ip}:{self.options.port}: {e}"
-            log.warning("%s", self._status)
+            self._failed(f"cannot listen on {ip}:{self.options.port}: {e}")
             return False
         if not self.published:
             try:
@@ -155,10 +156,15 @@ class ClusterDns:
                                       self.options.node_name)
                 self.published = True
             except Exception as e:
-                self._status = f"publishing {publish.NAMESPACE}/{publish.SERVICE}: {e}"
-                log.warning("%s", self._status)
+                self._failed(f"publishing {publish.NAMESPACE}/{publish.SERVICE}: {e}")
                 return False
+        self._retry = RETRY
         return True
+
+    def _failed(self, status: str) -> None:
+        if status != self._status:  # the same failure again is not logged again
+            log.warning("%s; retrying", status)
+        self._status = status
 
     async def run(self) -> None:
         self.informers = self._informers()
@@ -175,7 +181,8 @@ class ClusterDns:
                 node = node_informer.get(self.options.node_name)
                 if not await self.reconcile(node):
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), RETRY)
+                        await asyncio.wait_for(self.wake.wait(), self._retry)
+                    self._retry = min(self._retry * 2, MAX_RETRY)
                     continue
                 waiter = asyncio.ensure_future(self.wake.wait())
                 done, _ = await asyncio.wait([waiter, *tasks],

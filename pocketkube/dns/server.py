@@ -26,6 +26,7 @@ log = logging.getLogger("pocketkube.dns")
 
 MIN_UDP_SIZE = 512
 MAX_TCP_SIZE = 65535
+TCP_IDLE_TIMEOUT = 10.0  # seconds a TCP client may keep a connection without asking
 
 
 def udp_size(request: DNSRecord) -> int:
@@ -212,9 +213,10 @@ class DnsServer:
         try:
             while True:
                 try:
-                    (length,) = struct.unpack("!H", await reader.readexactly(2))
-                    data = await reader.readexactly(length)
-                except (asyncio.IncompleteReadError, ConnectionError):
+                    head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
+                    (length,) = struct.unpack("!H", head)
+                    data = await asyncio.wait_for(reader.readexactly(length), TCP_IDLE_TIMEOUT)
+                except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
                     return
                 reply = await self.handle(data, tcp=True)
                 if reply is None:
