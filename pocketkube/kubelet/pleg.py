@@ -76,8 +76,13 @@ def group(sandboxes: list[SandboxStatus], containers: list[ContainerStatus]
 
 
 async def pod_status(runtime: Runtime, uid: str) -> PodRuntimeStatus:
-    """A fresh look at one pod in the runtime."""
-    sandboxes = [s for s in await runtime.list_sandboxes() if s.pod_uid == uid]
+    """A fresh look at one pod in the runtime (through the runtime's `pod_sandboxes(uid)`
+    when it has one, so a sync does not cost the status of every pod on the node)."""
+    of_pod = getattr(runtime, "pod_sandboxes", None)
+    if of_pod is not None:
+        sandboxes = [s for s in await of_pod(uid) if s.pod_uid == uid]
+    else:
+        sandboxes = [s for s in await runtime.list_sandboxes() if s.pod_uid == uid]
     containers: list[ContainerStatus] = []
     for s in sandboxes:
         containers.extend(await runtime.list_containers(s.id))

@@ -156,8 +156,17 @@ class RuncSandboxes(RuncContainers):
         )
 
     async def list_sandboxes(self) -> list[SandboxStatus]:
+        return await self.pod_sandboxes(None)
+
+    async def pod_sandboxes(self, pod_uid: str | None) -> list[SandboxStatus]:
+        """The sandboxes of one pod (all with None): a pod's sync looks at its own without
+        reading every other sandbox's exit file and /proc entry."""
         result = []
-        for sid in [r.id for r in self.records.values() if r.kind == "sandbox"]:
+        for sid in [
+            r.id
+            for r in self.records.values()
+            if r.kind == "sandbox" and (pod_uid is None or r.pod_uid == pod_uid)
+        ]:
             status = await self.sandbox_status(sid)
             if status is not None:
                 result.append(status)
