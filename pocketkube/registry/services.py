@@ -67,6 +67,34 @@ class PortAllocator:
         raise errors.internal("failed to allocate a nodePort: range is full")
 
 
+def _externally_accessible(spec: Obj) -> bool:
+    return spec.get("type") in ("LoadBalancer", "NodePort") or bool(spec.get("externalIPs"))
+
+
+def drop_type_dependent_fields(spec: Obj, old: Obj) -> None:
+    """kube's dropTypeDependentFields: a field only one type of Service uses is cleared when
+    the type changes away from it, unless the update changed the field itself."""
+    def same(field: str) -> bool:
+        return spec.get(field) == old.get(field)
+
+    if not _needs_node_ports(spec) and _needs_node_ports(old):
+        old_ports = [p.get("nodePort") for p in old.get("ports") or []]
+        if [p.get("nodePort") for p in spec.get("ports") or []] == old_ports:
+            for p in spec.get("ports") or []:
+                p.pop("nodePort", None)
+    lb = "LoadBalancer"
+    if spec.get("type") != lb and old.get("type") == lb:
+        for field in ("allocateLoadBalancerNodePorts", "loadBalancerClass"):
+            if same(field):
+                spec.pop(field, None)
+    if not (spec.get("type") == lb and spec.get("externalTrafficPolicy") == "Local") and \
+            old.get("healthCheckNodePort") and same("healthCheckNodePort"):
+        spec.pop("healthCheckNodePort", None)
+    if not _externally_accessible(spec) and _externally_accessible(old) and \
+            same("externalTrafficPolicy"):
+        spec.pop("externalTrafficPolicy", None)
+
+
 def _needs_node_ports(spec: dict[str, Any]) -> bool:
     t = spec.get("type", "ClusterIP")
     if t == "NodePort":
@@ -101,6 +129,10 @@ class ServiceStrategy(Strategy):
         name = obj["metadata"].get("name", "")
         return errors.invalid("Service", name, [errors.field_error(
             "FieldValueInvalid", field, f"Invalid value: {value}: {why}")])
+
+    def prepare_for_update(self, new: Obj, old: Obj, ctx: Context) -> None:
+        super().prepare_for_update(new, old, ctx)
+        drop_type_dependent_fields(new.setdefault("spec", {}), old.get("spec") or {})
 
     async def admit(self, obj: Obj, old: Obj | None, ctx: Context) -> None:
         spec = obj.setdefault("spec", {})
