@@ -13,7 +13,7 @@ import os
 import select
 import signal
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ class Options:
     node_agent: bool = True
     # The node agent's container runtime: auto (runc when root and installed), runc, process.
     node_runtime: str = "auto"
+    # Parts not to run, like k3s's --disable: "proxy", "cluster-dns".
+    disable: list[str] = field(default_factory=list)
     # Pod addresses (each node gets a /24 of it): clusters side by side need different ranges.
     cluster_cidr: str = CLUSTER_CIDR
     # Components (controllers, scheduler, simulated nodes) in the API server's process rather
@@ -90,10 +92,19 @@ class Instance:
             cluster_cidr=options.cluster_cidr,
         )
         if options.node_agent:
+            from pocketkube.dns import component as dns
             from pocketkube.kubelet import agent
+            from pocketkube.proxy import component as proxy
 
+            # The node's agent, its service proxy, and the cluster DNS it makes reachable.
             config.components[agent.NAME] = agent.run
             config.component_options[agent.NAME] = {"runtime": options.node_runtime}
+            for part in (proxy, dns):
+                if part.NAME in options.disable:
+                    continue
+                components, part_options = part.component_config()
+                config.components.update(components)
+                config.component_options.update(part_options)
         if options.simulated_nodes > 0:
             from pocketkube.simulator.component import component_config
 

@@ -61,6 +61,18 @@ def positive(value: str) -> int:
     return n
 
 
+DISABLEABLE = ("proxy", "cluster-dns")
+
+
+def disable_list(value: str) -> list[str]:
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in DISABLEABLE]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"cannot disable {', '.join(unknown)}: one of {', '.join(DISABLEABLE)}")
+    return parts
+
+
 def cidr(value: str) -> str:
     try:
         net = ipaddress.ip_network(value, strict=True)
@@ -108,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--node-runtime", choices=("auto", "runc", "process"),
         help="how the node agent runs containers: runc when root and installed (auto, the "
         "default), runc, or plain host processes (remembered)",
+    )
+    serving.add_argument(
+        "--disable", type=disable_list, metavar="PART[,PART]",
+        help="parts of the node not to run: proxy, cluster-dns (remembered)",
     )
     serving.add_argument(
         "--cluster-cidr", type=cidr,
@@ -231,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             "node_agent": args.node_agent,
             "cluster_cidr": args.cluster_cidr,
             "node_runtime": args.node_runtime,
+            "disable": args.disable,
             "components_in_process": args.components_in_process,
         }
         options = instance.options(given)

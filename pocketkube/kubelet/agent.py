@@ -127,7 +127,8 @@ class Agent:
         await objects.start()
         try:
             runtime_version = await self._runtime_version(kind)
-            node_ip = cfg.node_ip or "127.0.0.1"
+            # With runc the address is the pod bridge's gateway, known once the pod range is.
+            node_ip = cfg.node_ip or ("" if kind == "runc" else "127.0.0.1")
             status = NodeStatus(self.client, cfg.node_name, runtime_version=runtime_version,
                                 kubelet_port=0, node_ip=node_ip, labels=cfg.labels,
                                 root=cfg.root, clock=self.clock)

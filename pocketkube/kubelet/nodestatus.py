@@ -157,7 +157,10 @@ class NodeStatus:
         """Everything in the status but the conditions (blocking: run in a thread)."""
         memory, storage = machine_sizes(self.root)
         return {
-            "addresses": [{"address": self.node_ip, "type": "InternalIP"},
+            # No InternalIP until the node knows it (the pod bridge's gateway comes with the
+            # pod range, which the cluster assigns after registration).
+            "addresses": [*([{"address": self.node_ip, "type": "InternalIP"}]
+                            if self.node_ip else []),
                           {"address": self.node_name, "type": "Hostname"}],
             "allocatable": allocatable(memory, storage),
             "capacity": capacity(memory, storage),

@@ -99,7 +99,7 @@ class DnsInProcess:
 
 @pytest.fixture(scope="module")
 def cluster(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("dns"), extra_args=["--node-agent"])
+    c = Cluster(tmp_path_factory.mktemp("dns"), extra_args=["--node-agent", "--disable", "cluster-dns"])
     c.start()
     try:
         yield c

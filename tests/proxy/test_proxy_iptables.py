@@ -74,7 +74,7 @@ def baseline() -> list[str]:
 
 @pytest.fixture(scope="module")
 def cluster(baseline: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("proxy"), extra_args=["--node-agent"])
+    c = Cluster(tmp_path_factory.mktemp("proxy"), extra_args=["--node-agent", "--disable", "proxy"])
     c.start()
     try:
         eventually(lambda: node_of(c), timeout=60)

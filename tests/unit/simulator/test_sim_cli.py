@@ -33,7 +33,8 @@ def test_simulated_nodes_flag_adds_the_component_and_is_remembered(tmp_path: Pat
     assert instance.server_config(off).components == {}
     # The real node is on unless turned off (and remembered like the rest).
     on = instance.options(given(["server", "--node-agent"]))
-    assert set(instance.server_config(on).components) == {"node-agent", "simulated-nodes"}
+    assert set(instance.server_config(on).components) == {
+        "node-agent", "proxy", "cluster-dns", "simulated-nodes"}
 
 
 def test_simulated_nodes_must_be_a_count() -> None:
