@@ -121,11 +121,15 @@ def _remove_node(data_dir: Path, err: Console) -> None:
     """Stop the node's containers and remove its network and mounts before the data dir goes:
     containers outlive the server on purpose (a restarted node agent adopts them)."""
     from pocketkube.kubelet.cleanup import remove_node
+    from pocketkube.proxy.component import cleanup as proxy_cleanup
 
-    try:
-        asyncio.run(remove_node(data_dir / "agent", data_dir / "images"))
-    except Exception as e:  # noqa: BLE001 - still unmount and delete what can be
-        err.print(f"[yellow]Cleaning up the node's containers failed:[/] {escape(str(e))}")
+    for what, step in (("the node's containers", remove_node(data_dir / "agent",
+                                                              data_dir / "images")),
+                       ("the service proxy's rules", proxy_cleanup())):
+        try:
+            asyncio.run(step)
+        except Exception as e:  # noqa: BLE001 - still unmount and delete what can be
+            err.print(f"[yellow]Cleaning up {what} failed:[/] {escape(str(e))}")
     prefix = str(data_dir.resolve()) + "/"
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
               if len(line.split()) > 1 and line.split()[1].startswith(prefix)]

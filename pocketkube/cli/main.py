@@ -182,9 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--kubeconfig", type=Path, help="cluster to join (default $KUBECONFIG or ~/.kube/config)"
     )
     scheduler.add_argument("--log-level", choices=LOG_LEVELS, default="info")
-    from pocketkube.cli import agent, image, service
+    from pocketkube.cli import agent, image, proxy, service
 
     agent.add_parser(sub, LOG_LEVELS)
+    proxy.add_parser(sub)
     image.add_parser(sub, [data])
     service.add_parser(sub, [data])
     return parser
@@ -222,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
 
         _configure_logging(args.log_level)
         return agent.run(args)
+    if args.command == "proxy":
+        from pocketkube.cli import proxy
+
+        _configure_logging("info")
+        return proxy.run(args)
     if args.command == "image":
         from pocketkube.cli import image
 
