@@ -241,6 +241,7 @@ class Agent:
         network = CniNetwork(cfg.root / "cni", bridge=bridge_name(cfg.root), subnet=subnet,
                              plugin_dir=str(CNI_PLUGINS))
         await network.ensure_bridge()
+        await network.guard_services(cfg.service_cidr)
         # `pocketkube delete` tears the network down later and needs the same subnet for it.
         await asyncio.to_thread(_remember_subnet, cfg.root / "cni", subnet)
         if not cfg.node_ip:

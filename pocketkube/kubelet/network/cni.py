@@ -110,6 +110,20 @@ class CniNetwork:
                 await iptables.ensure_masquerade(self.name, self.subnet)
                 self._masquerading = True
 
+    async def guard_services(self, service_cidr: str) -> None:
+        """Reject traffic to the service range that the service proxy did not translate, from
+        pods and from this host: without the proxy's rules (not yet written, or removed) it
+        would otherwise follow the default route off the machine. Tagged with the network's
+        name, so `cleanup` removes these rules with the plugins' own."""
+        comment = f'name: "{self.name}" id: "service-guard"'
+        for chain, source in (("FORWARD", ["-s", self.subnet]), ("OUTPUT", [])):
+            rule = [chain, *source, "-d", service_cidr, "-m", "conntrack", "!", "--ctstate",
+                    "DNAT", "-m", "comment", "--comment", comment, "-j", "REJECT"]
+            try:
+                await netns.run("iptables", "-w", "-C", *rule)
+            except netns.NetnsError:
+                await netns.run("iptables", "-w", "-I", *rule)
+
     def loopback_config(self) -> dict:
         return {"cniVersion": CNI_VERSION, "name": "cni-loopback", "type": "loopback"}
 
