@@ -40,6 +40,9 @@ class Options:
     node_agent: bool = True
     # The node agent's container runtime: auto (runc when root and installed), runc, process.
     node_runtime: str = "auto"
+    # Where cluster DNS forwards other names ("ip[:port]"); None: the host's resolv.conf
+    # nameservers; []: nowhere (answers SERVFAIL, e.g. on a machine that must stay offline).
+    dns_upstreams: list[str] | None = None
     # Parts not to run, like k3s's --disable: "proxy", "cluster-dns".
     disable: list[str] = field(default_factory=list)
     # Pod addresses (each node gets a /24 of it): clusters side by side need different ranges.
@@ -102,7 +105,9 @@ class Instance:
             for part in (proxy, dns):
                 if part.NAME in options.disable:
                     continue
-                components, part_options = part.component_config()
+                extra = {"upstreams": options.dns_upstreams} if part is dns and \
+                    options.dns_upstreams is not None else {}
+                components, part_options = part.component_config(**extra)
                 config.components.update(components)
                 config.component_options.update(part_options)
         if options.simulated_nodes > 0:

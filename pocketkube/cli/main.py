@@ -73,6 +73,22 @@ def disable_list(value: str) -> list[str]:
     return parts
 
 
+def upstream_list(value: str) -> list[str]:
+    if value.strip() == "none":
+        return []
+    out = []
+    for item in (v.strip() for v in value.split(",") if v.strip()):
+        host, _, port_text = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+        try:
+            ipaddress.ip_address(host or item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not an IP address[:port]") from None
+        if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+            raise argparse.ArgumentTypeError(f"{item!r}: bad port")
+        out.append(item)
+    return out
+
+
 def cidr(value: str) -> str:
     try:
         net = ipaddress.ip_network(value, strict=True)
@@ -124,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument(
         "--disable", type=disable_list, metavar="PART[,PART]",
         help="parts of the node not to run: proxy, cluster-dns (remembered)",
+    )
+    serving.add_argument(
+        "--dns-upstream", type=upstream_list, metavar="IP[:PORT][,…]|none",
+        help="where cluster DNS forwards names outside the cluster (default: this host's "
+        "resolv.conf nameservers; none: nowhere) (remembered)",
     )
     serving.add_argument(
         "--cluster-cidr", type=cidr,
@@ -254,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             "cluster_cidr": args.cluster_cidr,
             "node_runtime": args.node_runtime,
             "disable": args.disable,
+            "dns_upstreams": args.dns_upstream,
             "components_in_process": args.components_in_process,
         }
         options = instance.options(given)

@@ -130,6 +130,9 @@ class Cluster:
         if self.node_agent:
             agent = [] if "--cluster-cidr" in self.extra_args else \
                 ["--cluster-cidr", unique_cluster_cidr()]
+            # Cluster DNS never forwards a test's lookups to this machine's real resolvers.
+            if "--dns-upstream" not in self.extra_args:
+                agent += ["--dns-upstream", "none"]
         args = [*_pocketkube_command(), "server", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--datastore", self.datastore_flag(), *agent,
                 *self.extra_args]

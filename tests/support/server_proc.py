@@ -101,7 +101,8 @@ class ServerProcess:
         args = [sys.executable, "-c", _LAUNCH, "server", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--datastore", self.datastore,
                 "--log-level", self.log_level,
-                *(["--node-agent", "--cluster-cidr", unique_cluster_cidr()] if self.node_agent
+                *(["--node-agent", "--cluster-cidr", unique_cluster_cidr(),
+                   "--dns-upstream", "none"] if self.node_agent
                   else ["--no-node-agent"])] + \
             (["--app", self.app] if self.app else [])
         with open(self.log_path, "ab") as log:
