@@ -2,29 +2,40 @@
 
 A pod's network namespace is a file under /var/run/netns bind-mounted on the namespace, exactly
 what `ip netns add` makes, so `ip netns exec`, runc (`"path": ...` in the OCI spec) and the CNI
-plugins all see the same object. iproute2 itself creates and deletes them: it also prepares the
-shared mount propagation of /var/run/netns that keeps the bind mounts visible everywhere.
+plugins all see the same object. They are made the way iproute2 makes them, with the system
+calls rather than an `ip` process per pod: /var/run/netns made a shared mount point (bind-mounted
+onto itself first if it is not one) so the bind mounts propagate everywhere, then a thread of
+its own unshares a new network namespace and bind-mounts it on the file, and ends there.
+Deleting detaches the bind mount and removes the file, as `ip netns delete` does.
 
-Python 3.11 has no `os.setns`, so entering a namespace goes through libc's setns(2) via ctypes.
-It runs in a thread of its own that always switches back to the agent's namespace; a socket keeps
-the namespace it was created in, so the connected socket is handed back to asyncio afterwards.
+Python 3.11 has no `os.setns` nor `os.unshare`, so they go through libc via ctypes. Entering a
+namespace runs in a thread of its own that always switches back to the agent's namespace; a
+socket keeps the namespace it was created in, so the connected socket is handed back to asyncio
+afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
 import logging
 import os
 import socket
 import threading
 from pathlib import Path
 
+from pocketkube.kubelet import mountcalls
+
 log = logging.getLogger(__name__)
 
 NETNS_DIR = Path("/var/run/netns")
 CLONE_NEWNET = 0x40000000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SHARED = 0x100000
 _libc = ctypes.CDLL(None, use_errno=True)
+_shared_lock = threading.Lock()
 
 
 class NetnsError(Exception):
@@ -51,26 +62,81 @@ async def run(*argv: str) -> str:
     return out.decode(errors="replace")
 
 
+def _share_netns_dir() -> None:
+    """Make NETNS_DIR a shared mount point, as `ip netns add` does before its first mount."""
+    with _shared_lock:
+        NETNS_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+        try:
+            mountcalls.mount("none", NETNS_DIR, "none", MS_SHARED | MS_REC)
+            return
+        except OSError as e:
+            if e.errno != errno.EINVAL:  # EINVAL: not a mount point yet
+                raise
+        mountcalls.mount(str(NETNS_DIR), NETNS_DIR, "none", MS_BIND | MS_REC)
+        mountcalls.mount("none", NETNS_DIR, "none", MS_SHARED | MS_REC)
+
+
+def _unshare_onto(path: Path) -> None:
+    """In the calling thread, which must end afterwards: a new network namespace, bind-mounted
+    on `path`."""
+    if _libc.unshare(CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare: {os.strerror(err)}")
+    own = f"/proc/self/task/{threading.get_native_id()}/ns/net"
+    mountcalls.mount(own, path, "none", MS_BIND)
+
+
+def _add(path: Path) -> None:
+    _share_netns_dir()
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            _unshare_onto(path)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            failure.append(exc)
+
+    # A thread that ends right after: it is the one left in the new namespace.
+    t = threading.Thread(target=work, name=f"netns-{path.name}", daemon=True)
+    t.start()
+    t.join()
+    if failure:
+        path.unlink(missing_ok=True)
+        raise NetnsError(f"creating network namespace {path.name}: {failure[0]}")
+
+
 async def create(name: str) -> str:
     """Create the named namespace (reusing it when it already exists); its path."""
     path = NETNS_DIR / name
-    if await asyncio.to_thread(os.path.ismount, path):
-        return str(path)
-    await run("ip", "netns", "add", name)
+
+    def make() -> None:
+        if not os.path.ismount(path):
+            _add(path)
+
+    try:
+        await asyncio.to_thread(make)
+    except OSError as e:
+        raise NetnsError(f"creating network namespace {name}: {e}") from None
     return str(path)
 
 
 async def delete(path: str) -> None:
     """Delete a namespace made by `create`; nothing to do when it is already gone."""
     p = Path(path)
-    if not await asyncio.to_thread(p.exists):
-        return
     if p.parent != NETNS_DIR:
-        raise NetnsError(f"{path} is not a named network namespace under {NETNS_DIR}")
-    if await asyncio.to_thread(os.path.ismount, p):
-        await run("ip", "netns", "delete", p.name)
-    else:  # a leftover file from an interrupted `ip netns add`
-        await asyncio.to_thread(p.unlink, True)
+        if await asyncio.to_thread(p.exists):
+            raise NetnsError(f"{path} is not a named network namespace under {NETNS_DIR}")
+        return
+
+    def remove() -> None:
+        mountcalls.umount(p, mountcalls.MNT_DETACH)  # nothing mounted: a leftover file
+        p.unlink(missing_ok=True)
+
+    try:
+        await asyncio.to_thread(remove)
+    except OSError as e:
+        raise NetnsError(f"deleting network namespace {p.name}: {e}") from None
 
 
 def _setns(fd: int) -> None:
