@@ -86,6 +86,14 @@ def _unshare_onto(path: Path) -> None:
     mountcalls.mount(own, path, "none", MS_BIND)
 
 
+def _mounted(path: Path) -> bool:
+    """Whether a namespace is bind-mounted on `path` (a file: os.path.ismount says no)."""
+    try:
+        return path.stat().st_dev != NETNS_DIR.stat().st_dev
+    except OSError:
+        return False
+
+
 def _add(path: Path) -> None:
     _share_netns_dir()
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
@@ -111,7 +119,7 @@ async def create(name: str) -> str:
     path = NETNS_DIR / name
 
     def make() -> None:
-        if not os.path.ismount(path):
+        if not _mounted(path):
             _add(path)
 
     try:
