@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pocketkube.api import schema as S
@@ -249,12 +250,15 @@ def _types(v: Any, sch: Schema | None, struct: str, stack: list[str]) -> str | N
     if S.is_free_form(sch) and "object" in S.types(sch):
         return None
     want = S.types(sch)
-    where = f"Go struct field {struct}.{'.'.join(stack)}" if struct else "Go value"
-    fail = f"json: cannot unmarshal {_json_kind(v)} into {where} of type {_go_type(sch)}"
     resolved = S.resolve(sch) or {}
+
+    def fail() -> str:  # built only on failure: most values have the right type
+        where = f"Go struct field {struct}.{'.'.join(stack)}" if struct else "Go value"
+        return f"json: cannot unmarshal {_json_kind(v)} into {where} of type {_go_type(sch)}"
+
     if "object" in want and "properties" in resolved:
         if not isinstance(v, dict):
-            return fail
+            return fail()
         name = (ref or "").rsplit(".", 1)[-1] or struct
         for key, child in v.items():
             if key in resolved["properties"]:
@@ -264,7 +268,7 @@ def _types(v: Any, sch: Schema | None, struct: str, stack: list[str]) -> str | N
         return None
     if "object" in want:
         if not isinstance(v, dict):
-            return fail
+            return fail()
         ap = S.additional(sch)
         for child in v.values():
             err = _types(child, ap, struct, stack)
@@ -273,30 +277,30 @@ def _types(v: Any, sch: Schema | None, struct: str, stack: list[str]) -> str | N
         return None
     if "array" in want:
         if not isinstance(v, list):
-            return fail
+            return fail()
         for child in v:
             err = _types(child, S.items(sch), struct, stack)
             if err:
                 return err
         return None
-    return _scalar(v, resolved, want, fail, where)
+    return _scalar(v, resolved, want, fail)
 
 
-def _scalar(v: Any, resolved: Schema, want: set[str], fail: str, where: str) -> str | None:
+def _scalar(v: Any, resolved: Schema, want: set[str], fail: Callable[[], str]) -> str | None:
     if "integer" in want:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return fail
+            return fail()
         bits = 32 if resolved.get("format") == "int32" else 64
         if isinstance(v, float) or not -(2 ** (bits - 1)) <= v < 2 ** (bits - 1):
-            return fail.replace("unmarshal number ", f"unmarshal number {v!r} ")
+            return fail().replace("unmarshal number ", f"unmarshal number {v!r} ")
         return None
     if "number" in want:
-        return None if isinstance(v, (int, float)) and not isinstance(v, bool) else fail
+        return None if isinstance(v, (int, float)) and not isinstance(v, bool) else fail()
     if "boolean" in want:
-        return None if isinstance(v, bool) else fail
+        return None if isinstance(v, bool) else fail()
     if "string" in want:
         if not isinstance(v, str):
-            return fail
+            return fail()
         if resolved.get("format") == "byte":
             return _base64_error(v)
     return None
