@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster import Cluster
+from tests.support.node import require_root  # noqa: F401 - the node tests' fixture
 
 DATASTORES = ("sqlite", "etcd")
 _counter = itertools.count()

@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -37,17 +36,6 @@ from tests.unit.dns.fake_upstream import FakeUpstream
 Obj = dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def require_root() -> None:
-    """The node's pod network (and with it the InternalIP DNS listens on) needs root."""
-    missing = [tool for tool in ("runc", "conmon", "ip") if not shutil.which(tool)]
-    problem = "these tests need root" if os.geteuid() != 0 else (
-        f"these tests need {', '.join(missing)}" if missing else "")
-    if not problem:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(problem)
-    pytest.skip(problem)
 
 
 pytestmark = pytest.mark.usefixtures("require_root")

@@ -14,9 +14,7 @@ use periodSeconds 1 so each step takes about a second.
 from __future__ import annotations
 
 import json
-import os
 import select
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,25 +24,12 @@ import pytest
 
 from tests.e2e.conftest import Kubectl, to_yaml
 from tests.support.cluster import Cluster
+from tests.support.node import node_cluster
 from tests.support.waiting import eventually
 
 Obj = dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def require_root() -> None:
-    """runc, conmon and the pod network need root; with CI set a missing piece fails."""
-    missing = [tool for tool in ("runc", "conmon", "ip", "iptables") if not shutil.which(tool)]
-    problem = ""
-    if os.geteuid() != 0:
-        problem = "these tests need root"
-    elif missing:
-        problem = f"these tests need {', '.join(missing)} (make test installs them)"
-    if not problem:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(problem)
-    pytest.skip(problem)
 
 
 pytestmark = pytest.mark.usefixtures("require_root")
@@ -52,13 +37,8 @@ pytestmark = pytest.mark.usefixtures("require_root")
 
 @pytest.fixture(scope="module")
 def cluster(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("nodelc"), extra_args=["--node-agent"])
-    c.start()
-    try:
-        eventually(lambda: node_ready(c), timeout=60)
+    with node_cluster(tmp_path_factory.mktemp("nodelc")) as c:
         yield c
-    finally:
-        c.close()
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ import os
 import pty
 import re
 import select
-import shutil
 import signal
 import subprocess
 import time
@@ -33,25 +32,12 @@ import pytest
 
 from tests.e2e.conftest import Kubectl
 from tests.support.cluster import Cluster
+from tests.support.node import node_cluster, ready_node
 from tests.support.waiting import eventually
 
 Obj = dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def require_root() -> None:
-    """runc, conmon and the pod network need root; with CI set a missing piece fails."""
-    missing = [tool for tool in ("runc", "conmon", "ip", "iptables") if not shutil.which(tool)]
-    problem = ""
-    if os.geteuid() != 0:
-        problem = "these tests need root"
-    elif missing:
-        problem = f"these tests need {', '.join(missing)} (make test installs them)"
-    if not problem:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(problem)
-    pytest.skip(problem)
 
 
 pytestmark = pytest.mark.usefixtures("require_root")
@@ -59,29 +45,13 @@ pytestmark = pytest.mark.usefixtures("require_root")
 
 @pytest.fixture(scope="module")
 def cluster(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("node"), extra_args=["--node-agent"])
-    c.start()
-    try:
-        eventually(lambda: ready_node(c), timeout=60)
+    with node_cluster(tmp_path_factory.mktemp("node")) as c:
         yield c
-    finally:
-        c.close()
 
 
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def ready_node(cluster: Cluster) -> Obj | None:
-    """The node once its Ready condition is True and it has a pod range."""
-    proc = cluster.kubectl("get", "nodes", "-o", "json", check=False)
-    if proc.returncode != 0:
-        return None
-    for node in json.loads(proc.stdout)["items"]:
-        conds = node.get("status", {}).get("conditions") or []
-        if node["spec"].get("podCIDR") and any(
-                c["type"] == "Ready" and c["status"] == "True" for c in conds):
-            return node
-    return None
 
 
 def pod(name: str, *containers: Obj, **spec: Any) -> Obj:

@@ -19,6 +19,7 @@ import pytest
 
 from tests.e2e.conftest import Kubectl
 from tests.support.cluster import Cluster
+from tests.support.node import node_cluster
 from tests.support.waiting import eventually
 
 Obj = dict[str, Any]
@@ -26,14 +27,8 @@ Obj = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("nodeproc"),
-                extra_args=["--node-agent", "--node-runtime", "process"])
-    c.start()
-    try:
-        eventually(lambda: node(c), timeout=60)
+    with node_cluster(tmp_path_factory.mktemp("nodeproc"), "--node-runtime", "process") as c:
         yield c
-    finally:
-        c.close()
 
 
 def node(cluster: Cluster) -> Obj | None:

@@ -3,22 +3,11 @@ machines pocketkube is tested on; with CI set they fail rather than skip elsewhe
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
+
+from tests.support.node import check_root
 
 
 @pytest.fixture
 def require_root() -> None:
-    missing = [tool for tool in ("runc", "conmon", "ip", "iptables") if not shutil.which(tool)]
-    problem = ""
-    if os.geteuid() != 0:
-        problem = "these tests need root"
-    elif missing:
-        problem = f"these tests need {', '.join(missing)} (make test installs them)"
-    if not problem:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(problem)
-    pytest.skip(problem)
+    check_root()

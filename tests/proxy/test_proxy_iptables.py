@@ -34,7 +34,7 @@ from pocketkube.proxy import component
 from pocketkube.proxy.model import port_proto_hash
 from pocketkube.proxy.rules import RuleSet
 from tests.support.cluster import Cluster
-from tests.support.waiting import eventually
+from tests.support.node import node_cluster, ready_node
 
 log = logging.getLogger("pocketkube.tests.proxy")
 Obj = dict[str, Any]
@@ -74,23 +74,10 @@ def baseline() -> list[str]:
 
 @pytest.fixture(scope="module")
 def cluster(baseline: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("proxy"), extra_args=["--node-agent", "--disable", "proxy"])
-    c.start()
-    try:
-        eventually(lambda: node_of(c), timeout=60)
+    with node_cluster(tmp_path_factory.mktemp("proxy"), "--disable", "proxy") as c:
         yield c
-    finally:
-        c.close()
 
 
-def node_of(cluster: Cluster) -> Obj | None:
-    proc = cluster.kubectl("get", "nodes", "-o", "json", check=False)
-    for node in json.loads(proc.stdout or "{}").get("items", []):
-        conds = node.get("status", {}).get("conditions") or []
-        if node["spec"].get("podCIDR") and any(
-                c["type"] == "Ready" and c["status"] == "True" for c in conds):
-            return node
-    return None
 
 
 def web_pod(name: str) -> Obj:
@@ -144,7 +131,7 @@ class RunningProxy:
 
 @contextlib.asynccontextmanager
 async def running_proxy(cluster: Cluster) -> AsyncIterator[RunningProxy]:
-    node = node_of(cluster)
+    node = ready_node(cluster)
     assert node is not None
     pod_range = ipaddress.ip_network(node["spec"]["podCIDR"]).supernet(new_prefix=16)
     client = ApiClient(ClientConfig.from_data_dir(cluster.data_dir, cluster.url, "proxy-test"))
