@@ -114,14 +114,13 @@ async def bind(scope: Scope, pod_name: str, binding: Obj) -> Any:
             raise errors.conflict("pods/binding", pod_name, "",
                                   f'pod {pod_name} is already assigned to node '
                                   f'"{spec["nodeName"]}"')
-        new = pods.strategy.copy(cur)
-        new["spec"]["nodeName"] = node
-        conds = [c for c in (new.setdefault("status", {}).get("conditions") or [])
-                 if c.get("type") != "PodScheduled"]
+        # `cur` was just decoded for this attempt: copy only what changes, not the whole pod.
+        status = dict(cur.get("status") or {})
+        conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
         conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
                       "lastTransitionTime": now_rfc3339()})
-        new["status"]["conditions"] = conds
-        return new
+        status["conditions"] = conds
+        return {**cur, "spec": {**spec, "nodeName": node}, "status": status}
 
     await pods.guaranteed_update(scope.info.namespace, pod_name, try_update, scope.ctx)
     return respond(scope, {"kind": "Status", "apiVersion": "v1", "metadata": {},
