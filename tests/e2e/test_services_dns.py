@@ -22,7 +22,6 @@ import os
 import pty
 import re
 import select
-import shutil
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ import pytest
 
 from tests.e2e.conftest import Kubectl
 from tests.support.cluster import Cluster
+from tests.support.node import node_cluster
 from tests.support.waiting import eventually
 
 Obj = dict[str, Any]
@@ -44,35 +44,14 @@ SERVE_HOSTNAME = ("mkdir -p /www && hostname > /www/index.html && "
 READY_FILE_SERVER = "touch /tmp/ready && " + SERVE_HOSTNAME
 
 
-@pytest.fixture(scope="module")
-def require_root() -> None:
-    """runc, conmon, the pod network and iptables need root; with CI set a missing piece
-    fails."""
-    missing = [t for t in ("runc", "conmon", "ip", "iptables-save") if not shutil.which(t)]
-    problem = ""
-    if os.geteuid() != 0:
-        problem = "these tests need root"
-    elif missing:
-        problem = f"these tests need {', '.join(missing)} (make test installs them)"
-    if not problem:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(problem)
-    pytest.skip(problem)
-
-
 pytestmark = pytest.mark.usefixtures("require_root")
 
 
 @pytest.fixture(scope="module")
 def cluster(require_root: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("svc"), extra_args=["--node-agent"])
-    c.start()
-    try:
+    with node_cluster(tmp_path_factory.mktemp("svc")) as c:
         eventually(lambda: node_ip(c), timeout=60)
         yield c
-    finally:
-        c.close()
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ stream started before each step; every wait is kubectl's own (`rollout status`, 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,23 +41,46 @@ def k(cluster: Cluster) -> Kubectl:
 
 class PodWatch:
     """`kubectl get pods --watch --output-watch-events -o json` in the background; `stop()`
-    returns the (event type, pod) pairs in the order the server sent them."""
+    returns the (event type, pod) pairs in the order the server sent them. Creating it waits
+    until kubectl has listed the `existing` pods, so nothing that happens next is missed."""
 
-    def __init__(self, k: Kubectl, selector: str) -> None:
+    def __init__(self, k: Kubectl, selector: str, existing: int = 0) -> None:
         self.proc = k.cluster.kubectl_popen("-n", k.ns, "get", "pods", "-l", selector,
                                             "--watch", "--output-watch-events", "-o", "json")
+        self.out: list[str] = []
+        self.seen = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        with self.seen:
+            assert self.seen.wait_for(lambda: len(self._events()) >= existing, 60), \
+                f"kubectl did not list the {existing} existing pods"
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self.seen:
+                self.out.append(line)
+                self.seen.notify_all()
+
+    def _events(self) -> list[tuple[str, dict[str, Any]]]:
+        text, events, dec, i = "".join(self.out), [], json.JSONDecoder(), 0
+        while True:
+            while i < len(text) and text[i].isspace():
+                i += 1
+            if i >= len(text):
+                return events
+            try:
+                ev, i = dec.raw_decode(text, i)
+            except json.JSONDecodeError:
+                return events  # an object still being written
+            events.append((ev["type"], ev["object"]))
 
     def stop(self) -> list[tuple[str, dict[str, Any]]]:
         self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=10)
-        events, dec, i = [], json.JSONDecoder(), 0
-        while True:
-            while i < len(out) and out[i].isspace():
-                i += 1
-            if i >= len(out):
-                return events
-            ev, i = dec.raw_decode(out, i)
-            events.append((ev["type"], ev["object"]))
+        self.proc.wait(timeout=10)
+        self.reader.join(10)
+        with self.seen:
+            return self._events()
 
 
 def first(events: list[tuple[str, dict]], name: str, pred: Any) -> int:
@@ -135,7 +159,7 @@ def test_statefulset_order_scale_down_and_partitioned_update(k: Kubectl) -> None
     assert "SuccessfulCreate: create Pod web-0 in StatefulSet web successful" in msgs
 
     # Scale down: the highest ordinal goes first, and web-1 only once web-2 is gone.
-    watch = PodWatch(k, "app=web")
+    watch = PodWatch(k, "app=web", existing=3)
     k("scale", "statefulset/web", "--replicas=1")
     k("wait", "--for=delete", "pod/web-1", "--timeout=60s")
     events = watch.stop()
@@ -149,7 +173,7 @@ def test_statefulset_order_scale_down_and_partitioned_update(k: Kubectl) -> None
     k("rollout", "status", "statefulset/web", "--timeout=120s")
 
     # A new template with partition 1: web-2 then web-1 are replaced; web-0 stays.
-    watch = PodWatch(k, "app=web")
+    watch = PodWatch(k, "app=web", existing=3)
     k("patch", "statefulset/web", "-p", json.dumps({"spec": {
         "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}},
         "template": {"spec": {"containers": [{"name": "app", "image": "nginx:1.28"}]}}}}))

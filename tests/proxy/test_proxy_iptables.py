@@ -50,7 +50,7 @@ def iptables_state() -> list[str]:
     tables: dict[str, list[str]] = {}
     current: list[str] = []
     for line in out.splitlines():
-        if line.startswith("#") or "CNI-" in line or line == "COMMIT":
+        if line.startswith("#") or "CNI-" in line or "service-guard" in line or line == "COMMIT":
             continue
         if line.startswith("*"):
             current = tables.setdefault(line, [])
