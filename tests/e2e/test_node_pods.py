@@ -19,7 +19,6 @@ import json
 import os
 import pty
 import re
-import select
 import signal
 import subprocess
 import time
@@ -33,6 +32,7 @@ import pytest
 from tests.e2e.conftest import Kubectl
 from tests.support.cluster import Cluster
 from tests.support.node import node_cluster, ready_node
+from tests.support.terminal import read_until
 from tests.support.waiting import eventually
 
 Obj = dict[str, Any]
@@ -96,27 +96,6 @@ def status_of(p: Obj, container: str) -> Obj:
 def columns(k: Kubectl, name: str) -> list[str]:
     """`kubectl get pod NAME` as its columns: NAME READY STATUS RESTARTS AGE."""
     return k("get", "pod", name, "--no-headers").stdout.split()
-
-
-def read_until(fd: int, done: Callable[[bytes], bool], timeout: float = 20) -> bytes:
-    """Read from `fd` until `done(everything read)`; EOF or EIO (a closed pty) ends it too."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    while not done(data):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"timed out; read so far: {data!r}")
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # EIO: the pty's other side is closed
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -21,13 +21,12 @@ import json
 import os
 import pty
 import re
-import select
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ import pytest
 from tests.e2e.conftest import Kubectl
 from tests.support.cluster import Cluster
 from tests.support.node import node_cluster
+from tests.support.terminal import read_until
 from tests.support.waiting import eventually
 
 Obj = dict[str, Any]
@@ -193,27 +193,6 @@ def nat_rules_naming(namespaced_name: str) -> list[str]:
 # --- the seeds' flow --------------------------------------------------------------------------
 
 
-def read_until(fd: int, done: Callable[[bytes], bool], timeout: float = 60) -> bytes:
-    """Read from the pty until `done(everything read)`; EOF or EIO ends it too."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    while not done(data):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"timed out; read so far: {data!r}")
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # EIO: the other side of the pty is closed
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def debug_shell(cluster: Cluster, ns: str, typed: bytes) -> tuple[int, str]:
     """`kubectl run -i --rm --tty debug --image=busybox -- sh` on a terminal: wait for the
     prompt, type `typed`, return the exit code and everything the terminal showed."""
@@ -224,9 +203,9 @@ def debug_shell(cluster: Cluster, ns: str, typed: bytes) -> tuple[int, str]:
                             start_new_session=True)
     os.close(slave)
     try:
-        out = read_until(master, lambda d: b"# " in d)
+        out = read_until(master, lambda d: b"# " in d, timeout=60)
         os.write(master, typed)
-        out += read_until(master, lambda d: proc.poll() is not None)
+        out += read_until(master, lambda d: proc.poll() is not None, timeout=60)
         return proc.wait(10), out.decode(errors="replace")
     finally:
         if proc.poll() is None:
