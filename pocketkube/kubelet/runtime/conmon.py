@@ -40,6 +40,9 @@ def error_text(message: str) -> str:
     return message.replace('\\"', '"').strip()
 
 
+LOG_SIZE_MAX = 10 * 1024 * 1024
+
+
 async def start(
     *,
     conmon: str,
@@ -77,6 +80,10 @@ async def start(
         str(paths.socket_dir),
         "-l",
         f"k8s-file:{log_path}",
+        # The kubelet's containerLogMaxSize: past it conmon starts the file afresh (the log
+        # reader follows the new file), so a chatty container cannot fill the disk.
+        "--log-size-max",
+        str(LOG_SIZE_MAX),
         "--runtime-arg",
         f"--root={paths.runc_root}",
         "--conmon-pidfile",
