@@ -136,11 +136,14 @@ class RuncContainers:
         async with self._lock(rec.id):
             if rec.state != "created":
                 raise RuncError(f"container {rec.id} is {rec.state}, not created")
+            # The process starts inside `runc start`, and may even finish before it returns:
+            # the time before the call keeps startedAt <= finishedAt.
+            begun = time.time()
             code, out = await self._run_runc("start", rec.id)
             if code != 0:
                 raise RuncError(out or f"runc start exited with status {code}")
             rec.state = "running"
-            rec.started_at = time.time()
+            rec.started_at = begun
             await self._save(rec)
 
     def _conmon_alive(self, rec: Record) -> bool:
