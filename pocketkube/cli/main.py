@@ -21,7 +21,7 @@ from pocketkube import __version__
 from pocketkube.cli import lifecycle, status
 from pocketkube.cli.instance import Instance
 from pocketkube.cli.server import run_server
-from pocketkube.config import default_data_dir
+from pocketkube.config import SERVICE_CIDR, default_data_dir
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -97,6 +97,10 @@ def cidr(value: str) -> str:
             f"{value!r} is not a network such as 10.244.0.0/16") from None
     if net.version != 4 or net.prefixlen > 16:
         raise argparse.ArgumentTypeError(f"{value!r}: an IPv4 range of /16 or larger is needed")
+    if net.overlaps(ipaddress.ip_network(SERVICE_CIDR)):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} overlaps the service range {SERVICE_CIDR}: pods and Services need "
+            "addresses of their own")
     return str(net)
 
 

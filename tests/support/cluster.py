@@ -57,11 +57,12 @@ class ClusterError(RuntimeError):
 
 
 def unique_cluster_cidr() -> str:
-    """A /16 pod range in 10.100–10.199 that no interface of this machine uses yet."""
+    """A /16 pod range in 10.128–10.199 (clear of the service range 10.96.0.0/12) that no
+    interface of this machine uses yet."""
     used = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True,
                           text=True, check=False).stdout
     for _ in range(200):
-        candidate = f"10.{random.randint(100, 199)}."
+        candidate = f"10.{random.randint(128, 199)}."
         if f" {candidate}" not in used:
             return f"{candidate}0.0/16"
     raise ClusterError("no free 10.x.0.0/16 pod range on this machine")
