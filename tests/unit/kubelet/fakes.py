@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketkube.api import errors
+from pocketkube.api.patch.merge import merge_patch
 from pocketkube.client.workqueue import FakeClock
 from pocketkube.kubelet.runtime.interface import (
     ContainerConfig,
@@ -305,19 +306,6 @@ class FakeRecorder:
 
     def messages(self, reason: str) -> list[str]:
         return [e[2] for e in self.events if e[1] == reason]
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = merge_patch(out.get(k), v)
-    return out
 
 
 class FakeApi:
