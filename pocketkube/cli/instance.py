@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pocketkube.config import CLUSTER_CIDR, DEFAULT_PORT, ServerConfig
+from pocketkube.config import CLUSTER_CIDR, DEFAULT_PORT, SERVICE_CIDR, ServerConfig
 from pocketkube.kubeconfig import context_name, server_url
 
 DEFAULT_APP = "pocketkube.cli.compose:control_plane"
@@ -47,6 +47,8 @@ class Options:
     disable: list[str] = field(default_factory=list)
     # Pod addresses (each node gets a /24 of it): clusters side by side need different ranges.
     cluster_cidr: str = CLUSTER_CIDR
+    # Service ClusterIPs (the tenth is cluster DNS's): also one per cluster on a host.
+    service_cidr: str = SERVICE_CIDR
     # Components (controllers, scheduler, simulated nodes) in the API server's process rather
     # than in a second one (pocketkube/cli/compose.py).
     components_in_process: bool = False
@@ -93,6 +95,7 @@ class Instance:
             bind_address=options.bind_address,
             datastore=options.datastore,
             cluster_cidr=options.cluster_cidr,
+            service_cidr=options.service_cidr,
         )
         if options.node_agent:
             from pocketkube.dns import component as dns

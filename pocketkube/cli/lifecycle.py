@@ -107,7 +107,7 @@ def delete(instance: Instance, out: Console, err: Console, timeout: float = 30.0
         return 1
     stop(instance, out, timeout)
     if (instance.data_dir / "agent").exists():
-        _remove_node(instance.data_dir, err)
+        _remove_node(instance.data_dir, instance.options().service_cidr, err)
     name = instance.name
     if remove_from_user_kubeconfig(name):
         out.print(f"Removed context {escape(name)} from your kubeconfig")
@@ -117,7 +117,7 @@ def delete(instance: Instance, out: Console, err: Console, timeout: float = 30.0
     return 0
 
 
-def _remove_node(data_dir: Path, err: Console) -> None:
+def _remove_node(data_dir: Path, service_cidr: str, err: Console) -> None:
     """Stop the node's containers and remove its network and mounts before the data dir goes:
     containers outlive the server on purpose (a restarted node agent adopts them)."""
     from pocketkube.kubelet.cleanup import remove_node
@@ -125,7 +125,7 @@ def _remove_node(data_dir: Path, err: Console) -> None:
 
     for what, step in (("the node's containers", remove_node(data_dir / "agent",
                                                               data_dir / "images")),
-                       ("the service proxy's rules", proxy_cleanup())):
+                       ("the service proxy's rules", proxy_cleanup(service_cidr))):
         try:
             asyncio.run(step)
         except Exception as e:  # noqa: BLE001 - still unmount and delete what can be

@@ -18,10 +18,10 @@ from pathlib import Path
 from rich.console import Console
 
 from pocketkube import __version__
-from pocketkube.cli import lifecycle, status
+from pocketkube.cli import lifecycle, ranges, status
 from pocketkube.cli.instance import Instance
 from pocketkube.cli.server import run_server
-from pocketkube.config import SERVICE_CIDR, default_data_dir
+from pocketkube.config import default_data_dir
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -89,21 +89,6 @@ def upstream_list(value: str) -> list[str]:
     return out
 
 
-def cidr(value: str) -> str:
-    try:
-        net = ipaddress.ip_network(value, strict=True)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a network such as 10.244.0.0/16") from None
-    if net.version != 4 or net.prefixlen > 16:
-        raise argparse.ArgumentTypeError(f"{value!r}: an IPv4 range of /16 or larger is needed")
-    if net.overlaps(ipaddress.ip_network(SERVICE_CIDR)):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} overlaps the service range {SERVICE_CIDR}: pods and Services need "
-            "addresses of their own")
-    return str(net)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pocketkube",
@@ -151,8 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
         "resolv.conf nameservers; none: nowhere) (remembered)",
     )
     serving.add_argument(
-        "--cluster-cidr", type=cidr,
-        help="pod address range, a /16 or larger (default 10.244.0.0/16, remembered)",
+        "--cluster-cidr", type=ranges.pod_range,
+        help="pod address range, a /16 or larger (default 10.244.0.0/16, or the next free "
+        "one for a new cluster when another uses it on this host; remembered)",
+    )
+    serving.add_argument(
+        "--service-cidr", type=ranges.service_range,
+        help="Service ClusterIP range, /12 to /24 (default 10.96.0.0/12, or the next free "
+        "one for a new cluster when another uses it on this host; remembered)",
     )
     serving.add_argument(
         "--components-in-process",
@@ -277,12 +268,20 @@ def main(argv: list[str] | None = None) -> int:
             "simulated_nodes": args.simulated_nodes,
             "node_agent": args.node_agent,
             "cluster_cidr": args.cluster_cidr,
+            "service_cidr": args.service_cidr,
             "node_runtime": args.node_runtime,
             "disable": args.disable,
             "dns_upstreams": args.dns_upstream,
             "components_in_process": args.components_in_process,
         }
         options = instance.options(given)
+        if not instance.has_config():
+            for note in ranges.settle_new_cluster(options, given):
+                err.print(f"[yellow]Note:[/] {note}")
+        problem = ranges.overlap_error(options.cluster_cidr, options.service_cidr)
+        if problem:
+            err.print(f"[red]Error:[/] {problem}")
+            return 2
         if args.command == "server":
             _configure_logging(options.log_level)
             if options.components_in_process:

@@ -21,7 +21,7 @@ from pocketkube.components import ComponentContext
 from pocketkube.proxy import iptables
 from pocketkube.proxy.changetracker import ChangeTracker
 from pocketkube.proxy.proxier import IptablesProxier
-from pocketkube.proxy.rules import NodeInfo
+from pocketkube.proxy.rules import NodeInfo, tag_for
 from pocketkube.proxy.userspace import UserspaceProxier
 
 log = logging.getLogger("pocketkube.proxy")
@@ -78,7 +78,8 @@ class Proxy:
                 name=self.node_name, cluster_cidr=ctx.config.cluster_cidr,
                 localhost_nodeports=options.localhost_nodeports,
                 nodeport_addresses=list(options.nodeport_addresses or []),
-                masquerade_all=options.masquerade_all, conntrack_tcp_liberal=liberal))
+                masquerade_all=options.masquerade_all, conntrack_tcp_liberal=liberal,
+                tag=tag_for(ctx.config.service_cidr)))
         else:
             self.proxier = UserspaceProxier(self.node_name)
         self.tracker = ChangeTracker(ctx.client, self.node_name, self.proxier.sync,

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from pocketkube.proxy import rules
-from pocketkube.proxy.rules import JUMPS, Jump
+from pocketkube.proxy.rules import KUBE, TAG_LENGTH, Chains, Jump
 
 log = logging.getLogger("pocketkube.proxy.iptables")
 
@@ -24,13 +24,6 @@ ROUTE_LOCALNET = "net/ipv4/conf/all/route_localnet"
 BRIDGE_NF_CALL = "net/bridge/bridge-nf-call-iptables"
 TCP_BE_LIBERAL = "net/netfilter/nf_conntrack_tcp_be_liberal"
 SYSCTL_ROOT = Path("/proc/sys")
-
-# Chains cleanup() removes besides the per-service ones.
-OWN_CHAINS = {
-    "nat": {*rules.NAT_CHAINS, "KUBE-PROXY-CANARY"},
-    "filter": {*rules.FILTER_CHAINS, rules.KUBELET_FIREWALL, "KUBE-PROXY-CANARY"},
-}
-
 
 class IptablesError(RuntimeError):
     pass
@@ -71,17 +64,39 @@ def parse(saved: str) -> tuple[list[str], list[str]]:
     return chains, rule_lines
 
 
-def missing_jumps(saved: dict[str, str]) -> list[Jump]:
+def missing_jumps(saved: dict[str, str], chains: Chains = KUBE) -> list[Jump]:
     """The jump rules not yet in the built-in chains, given {table: iptables-save output}."""
     present = {t: set(parse(text)[1]) for t, text in saved.items()}
-    return [j for j in JUMPS
+    return [j for j in chains.jumps
             if " ".join(["-A", j.chain, *j.args()]) not in present.get(j.table, set())]
 
 
-async def read_state() -> tuple[list[Jump], set[str]]:
-    """(jump rules to insert, nat chains that exist) — read once, before the first sync."""
+def owned(saved: str, roots: set[str]) -> list[str]:
+    """The chains of one table that belong to a proxy: its top-level chains (`roots`) and every
+    chain reachable from them. Each sync writes a proxy's rules in one transaction, so all its
+    service chains hang from its top-level ones; another cluster's never do."""
+    names, rule_lines = parse(saved)
+    jumps: dict[str, set[str]] = {}
+    for line in rule_lines:
+        parts = line.split()
+        jumps.setdefault(parts[1], set()).add(_target(parts))
+    existing = set(names)
+    found, todo = [], [c for c in names if c in roots]
+    seen = set(todo)
+    while todo:
+        chain = todo.pop()
+        found.append(chain)
+        for nxt in jumps.get(chain, ()):
+            if nxt in existing and nxt not in seen and nxt.startswith("KUBE-"):
+                seen.add(nxt)
+                todo.append(nxt)
+    return sorted(found, key=names.index)
+
+
+async def read_state(chains: Chains = KUBE) -> tuple[list[Jump], set[str]]:
+    """(jump rules to insert, this proxy's nat chains) — read before the first sync."""
     saved = {"filter": await save("filter"), "nat": await save("nat")}
-    return missing_jumps(saved), set(parse(saved["nat"])[0])
+    return missing_jumps(saved, chains), set(owned(saved["nat"], chains.top_level("nat")))
 
 
 def read_sysctl(name: str) -> str | None:
@@ -113,12 +128,16 @@ def prepare_node(localhost_nodeports: bool = True) -> bool:
     return read_sysctl(TCP_BE_LIBERAL) not in (None, "0")
 
 
-def cleanup_input(saved: dict[str, str]) -> str:
-    """The iptables-restore input that removes our jumps and chains from the saved tables."""
+def cleanup_input(saved: dict[str, str], chains: Chains | None = None) -> str:
+    """The iptables-restore input that removes a proxy's jumps and chains from the saved
+    tables: those of `chains`, or of every cluster's proxy on this host when None."""
     out: list[str] = []
     for table in ("filter", "nat"):
-        chains, rule_lines = parse(saved.get(table, ""))
-        ours = [c for c in chains if c in OWN_CHAINS[table] or rules.is_service_chain(c)]
+        names, rule_lines = parse(saved.get(table, ""))
+        if chains is not None:
+            ours = owned(saved.get(table, ""), chains.top_level(table))
+        else:
+            ours = [c for c in names if _any_top_level(c, table) or rules.is_service_chain(c)]
         if not ours:
             continue
         own = set(ours)
@@ -133,6 +152,13 @@ def cleanup_input(saved: dict[str, str]) -> str:
     return "".join(line + "\n" for line in out)
 
 
+def _any_top_level(name: str, table: str) -> bool:
+    """Whether `name` is a top-level proxy chain of any cluster (kube's name, maybe tagged)."""
+    base, _, tag = name.rpartition("-")
+    return name in KUBE.top_level(table) or (
+        len(tag) == TAG_LENGTH and base in KUBE.top_level(table))
+
+
 def _target(parts: list[str]) -> str:
     for i, p in enumerate(parts[:-1]):
         if p in ("-j", "-g"):
@@ -140,13 +166,15 @@ def _target(parts: list[str]) -> str:
     return ""
 
 
-async def cleanup() -> None:
-    """Remove every chain and jump rule the proxy added (`pocketkube proxy --cleanup`, and
-    when a cluster is deleted). Safe to call when there is nothing to remove."""
+async def cleanup(service_cidr: str | None = None) -> None:
+    """Remove the chains and jump rules of the proxy of the cluster on `service_cidr` (when a
+    cluster is deleted), or of every cluster's proxy (`pocketkube proxy --cleanup`, like
+    kube-proxy --cleanup). Safe to call when there is nothing to remove."""
     if not available():
         return
     saved = {"filter": await save("filter"), "nat": await save("nat")}
-    text = cleanup_input(saved)
+    chains = None if service_cidr is None else Chains(rules.tag_for(service_cidr))
+    text = cleanup_input(saved, chains)
     if text:
         log.info("removing the proxy's iptables chains and rules")
         await restore(text)

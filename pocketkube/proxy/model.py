@@ -71,12 +71,6 @@ class ServicePort:
     def proto(self) -> str:
         return self.protocol.lower()
 
-    def chain(self, prefix: str) -> str:
-        return prefix + port_proto_hash(self.key, self.proto)
-
-    def endpoint_chain(self, ep: Endpoint) -> str:
-        return "KUBE-SEP-" + port_proto_hash(self.key, self.proto, str(ep))
-
     @property
     def externally_accessible(self) -> bool:
         return bool(self.node_port or self.load_balancer_vips or self.external_ips)

@@ -2,9 +2,10 @@
 one `iptables-restore --noflush` transaction.
 
 Before the first sync (and after a failed one, or on the periodic full resync) it reads the
-tables once to learn which jump rules are missing and which old service chains exist, so stale
-chains are deleted and the jumps are inserted in the same transaction; in between it remembers
-the chains it wrote itself and runs no `iptables-save` at all.
+tables once to learn which jump rules are missing and which of its old service chains exist
+(its own cluster's only: iptables.owned), so stale chains are deleted and the jumps are
+inserted in the same transaction; in between it remembers the chains it wrote itself and runs
+no `iptables-save` at all.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import replace
 
 from pocketkube.proxy import iptables
 from pocketkube.proxy.changetracker import Snapshot
-from pocketkube.proxy.rules import NodeInfo, RuleSet, build
+from pocketkube.proxy.rules import Chains, NodeInfo, RuleSet, build
 
 log = logging.getLogger("pocketkube.proxy")
 
@@ -26,6 +27,7 @@ FULL_SYNC_PERIOD = 60.0
 class IptablesProxier:
     def __init__(self, node: NodeInfo) -> None:
         self.node = node
+        self.chains = Chains(node.tag)
         self._known_chains: set[str] | None = None  # None: read the tables first
         self._last_full = 0.0
         self.rules: RuleSet | None = None
@@ -42,7 +44,7 @@ class IptablesProxier:
         start = time.monotonic()
         jumps: list = []
         if self._known_chains is None or start - self._last_full > FULL_SYNC_PERIOD:
-            jumps, self._known_chains = await iptables.read_state()
+            jumps, self._known_chains = await iptables.read_state(self.chains)
             self._last_full = start
             if jumps:
                 log.info("inserting %d jump rules into the built-in chains", len(jumps))

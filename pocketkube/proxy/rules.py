@@ -8,15 +8,23 @@ Every sync writes every chain (kube's "full sync"); the input is applied with `-
 declaring a chain flushes only that chain and nothing else in the table is touched. The jump
 rules from the built-in chains (PREROUTING, OUTPUT, ...) are not part of it: they must be
 inserted once, not rewritten (see JUMPS and iptables.py).
+
+Several clusters may have a node on one host (each with its own pod and service ranges). A
+cluster on the default service range uses kube's names exactly; any other gets its own set
+(`Chains(tag)`): top-level chains suffixed "-<tag>" and per-service hashes salted with the tag,
+so no proxy ever flushes, rewrites or deletes another cluster's chains.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from pocketkube.proxy.model import Endpoint, ServicePort, categorize
+from pocketkube.config import SERVICE_CIDR
+from pocketkube.proxy.model import Endpoint, ServicePort, categorize, port_proto_hash
 
 MASQ_MARK = "0x4000"  # kube's default masqueradeBit 14
 
@@ -31,6 +39,7 @@ KUBELET_FIREWALL = "KUBE-FIREWALL"
 
 FILTER_CHAINS = (SERVICES, EXTERNAL_SERVICES, FORWARD, NODEPORTS, PROXY_FIREWALL)
 NAT_CHAINS = (SERVICES, NODEPORTS, POSTROUTING, MARK_MASQ)
+TAG_LENGTH = 5
 SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-SEP-", "KUBE-FW-", "KUBE-EXT-")
 
 
@@ -76,6 +85,49 @@ def is_service_chain(name: str) -> bool:
     return name.startswith(SERVICE_CHAIN_PREFIXES)
 
 
+def tag_for(service_cidr: str) -> str:
+    """The chain tag of a cluster: none on the default service range (kube's own names), else
+    five base32 characters of its range — short enough that "KUBE-EXTERNAL-SERVICES-<tag>"
+    stays within iptables' 28-character chain names."""
+    first = service_cidr.split(",")[0].strip()
+    if ipaddress.ip_network(first, strict=False) == ipaddress.ip_network(SERVICE_CIDR):
+        return ""
+    return base64.b32encode(hashlib.sha256(first.encode()).digest()).decode()[:TAG_LENGTH]
+
+
+class Chains:
+    """One cluster's chain names (kube's when `tag` is empty)."""
+
+    def __init__(self, tag: str = "") -> None:
+        self.tag = tag
+        self._salt = f"{tag}/" if tag else ""
+        self.services, self.external_services, self.nodeports, self.postrouting, \
+            self.mark_masq, self.forward, self.proxy_firewall, self.kubelet_firewall, \
+            self.canary = (self.top(c) for c in (
+                SERVICES, EXTERNAL_SERVICES, NODEPORTS, POSTROUTING, MARK_MASQ, FORWARD,
+                PROXY_FIREWALL, KUBELET_FIREWALL, "KUBE-PROXY-CANARY"))
+        self.filter = tuple(self.top(c) for c in FILTER_CHAINS)
+        self.nat = tuple(self.top(c) for c in NAT_CHAINS)
+        self.jumps = tuple(replace(j, target=self.top(j.target)) for j in JUMPS)
+
+    def top(self, base: str) -> str:
+        return f"{base}-{self.tag}" if self.tag else base
+
+    def top_level(self, table: str) -> set[str]:
+        """The chains the jumps lead to and cleanup starts from."""
+        extra = {self.kubelet_firewall} if table == "filter" else set()
+        return {*(self.filter if table == "filter" else self.nat), *extra, self.canary}
+
+    def service(self, sp: ServicePort, prefix: str) -> str:
+        return prefix + port_proto_hash(self._salt + sp.key, sp.proto)
+
+    def endpoint(self, sp: ServicePort, ep: Endpoint) -> str:
+        return "KUBE-SEP-" + port_proto_hash(self._salt + sp.key, sp.proto, str(ep))
+
+
+KUBE = Chains()
+
+
 def probability(n: int) -> str:
     """1/n as kube prints it ("%0.10f"); iptables-save shows it back as e.g. 0.33333333349."""
     return f"{1.0 / n:0.10f}"
@@ -92,6 +144,7 @@ class NodeInfo:
     masquerade_all: bool = False
     conntrack_tcp_liberal: bool = False
     random_fully: bool = True
+    tag: str = ""  # the cluster's chain tag (tag_for(service range))
 
 
 @dataclass
@@ -130,26 +183,27 @@ def build(services: list[tuple[ServicePort, list[Endpoint]]], node: NodeInfo,
           existing_nat_chains: Iterable[str] = ()) -> RuleSet:
     """All rules for `services` (each with every endpoint its slices list). Chains in
     `existing_nat_chains` that look like service chains and are no longer used are deleted."""
+    c = Chains(node.tag)
     rs = RuleSet()
-    rs.filter_chains = [f":{c} - [0:0]" for c in FILTER_CHAINS]
-    rs.nat_chains = [f":{c} - [0:0]" for c in NAT_CHAINS]
+    rs.filter_chains = [f":{name} - [0:0]" for name in c.filter]
+    rs.nat_chains = [f":{name} - [0:0]" for name in c.nat]
     nat, flt = rs.nat_rules, rs.filter_rules
     mark = f"{MASQ_MARK}/{MASQ_MARK}"
-    nat.append(_line("-A", POSTROUTING, "-m mark ! --mark", mark, "-j RETURN"))
-    nat.append(_line("-A", POSTROUTING, "-j MARK --xor-mark", MASQ_MARK))
-    masq = _line("-A", POSTROUTING, "-m comment --comment",
+    nat.append(_line("-A", c.postrouting, "-m mark ! --mark", mark, "-j RETURN"))
+    nat.append(_line("-A", c.postrouting, "-j MARK --xor-mark", MASQ_MARK))
+    masq = _line("-A", c.postrouting, "-m comment --comment",
                  '"kubernetes service traffic requiring SNAT"', "-j MASQUERADE")
     nat.append(masq + (" --random-fully" if node.random_fully else ""))
-    nat.append(_line("-A", MARK_MASQ, "-j MARK --or-mark", MASQ_MARK))
-    rs.filter_chains.append(f":{KUBELET_FIREWALL} - [0:0]")
+    nat.append(_line("-A", c.mark_masq, "-j MARK --or-mark", MASQ_MARK))
+    rs.filter_chains.append(f":{c.kubelet_firewall} - [0:0]")
     if node.localhost_nodeports:
         # route_localnet opens 127.0.0.0/8 to other hosts; this is kube's guard against it.
-        flt.append(_line("-A", KUBELET_FIREWALL, "-m comment --comment",
+        flt.append(_line("-A", c.kubelet_firewall, "-m comment --comment",
                          '"block incoming localnet connections"', "-d 127.0.0.0/8",
                          "! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT",
                          "-j DROP"))
     for sp, endpoints in sorted(services, key=lambda s: (s[0].key, s[0].proto)):
-        _service(rs, sp, endpoints, node)
+        _service(rs, c, sp, endpoints, node)
     for chain in sorted(set(existing_nat_chains) - rs.active_nat_chains):
         if is_service_chain(chain):
             rs.nat_chains.append(f":{chain} - [0:0]")
@@ -159,32 +213,34 @@ def build(services: list[tuple[ServicePort, list[Endpoint]]], node: NodeInfo,
         dst = "-m addrtype --dst-type LOCAL"
         if not node.localhost_nodeports:
             dst += " ! -d 127.0.0.0/8"
-        nat.append(_line("-A", SERVICES, "-m comment --comment", tail, dst, "-j", NODEPORTS))
+        nat.append(_line("-A", c.services, "-m comment --comment", tail, dst,
+                         "-j", c.nodeports))
     else:
         for addr in node.nodeport_addresses:
             loopback = ipaddress.ip_network(addr, strict=False).subnet_of(
                 ipaddress.ip_network("127.0.0.0/8"))
             if loopback and not node.localhost_nodeports:
                 continue
-            nat.append(_line("-A", SERVICES, "-m comment --comment", tail, "-d", addr,
-                             "-j", NODEPORTS))
+            nat.append(_line("-A", c.services, "-m comment --comment", tail, "-d", addr,
+                             "-j", c.nodeports))
     if not node.conntrack_tcp_liberal:
-        flt.append(_line("-A", FORWARD, "-m conntrack --ctstate INVALID -j DROP"))
-    flt.append(_line("-A", FORWARD, "-m comment --comment", '"kubernetes forwarding rules"',
+        flt.append(_line("-A", c.forward, "-m conntrack --ctstate INVALID -j DROP"))
+    flt.append(_line("-A", c.forward, "-m comment --comment", '"kubernetes forwarding rules"',
                      "-m mark --mark", mark, "-j ACCEPT"))
-    flt.append(_line("-A", FORWARD, "-m comment --comment",
+    flt.append(_line("-A", c.forward, "-m comment --comment",
                      '"kubernetes forwarding conntrack rule"',
                      "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"))
     return rs
 
 
-def _service(rs: RuleSet, sp: ServicePort, endpoints: list[Endpoint], node: NodeInfo) -> None:
+def _service(rs: RuleSet, c: Chains, sp: ServicePort, endpoints: list[Endpoint],
+             node: NodeInfo) -> None:
     nat, flt = rs.nat_rules, rs.filter_rules
     cat = categorize(endpoints, sp, node.name, node.zone)
     name, proto = sp.key, sp.proto
     match = ["-m", proto, "-p", proto]
-    cluster_chain, local_chain = sp.chain("KUBE-SVC-"), sp.chain("KUBE-SVL-")
-    ext_chain, fw_chain = sp.chain("KUBE-EXT-"), sp.chain("KUBE-FW-")
+    cluster_chain, local_chain = c.service(sp, "KUBE-SVC-"), c.service(sp, "KUBE-SVL-")
+    ext_chain, fw_chain = c.service(sp, "KUBE-EXT-"), c.service(sp, "KUBE-FW-")
     uses_cluster = bool(cat.cluster) and sp.uses_cluster_endpoints
     uses_local = bool(cat.local) and sp.uses_local_endpoints
 
@@ -212,59 +268,59 @@ def _service(rs: RuleSet, sp: ServicePort, endpoints: list[Endpoint], node: Node
 
     cluster_ip = ["-d", sp.cluster_ip, "--dport", str(sp.port)]
     if has_internal:
-        nat.append(_line("-A", SERVICES, "-m comment --comment", f'"{name} cluster IP"', match,
+        nat.append(_line("-A", c.services, "-m comment --comment", f'"{name} cluster IP"', match,
                          cluster_ip, "-j", internal_chain))
     else:
-        flt.append(_line("-A", SERVICES, "-m comment --comment", int_comment, match,
+        flt.append(_line("-A", c.services, "-m comment --comment", int_comment, match,
                          cluster_ip, "-j", int_target))
     for ip in sp.external_ips:
         dst = ["-d", ip, "--dport", str(sp.port)]
         if cat.has_any:
-            nat.append(_line("-A", SERVICES, "-m comment --comment", f'"{name} external IP"',
+            nat.append(_line("-A", c.services, "-m comment --comment", f'"{name} external IP"',
                              match, dst, "-j", ext_chain))
         if not has_external:
-            flt.append(_line("-A", EXTERNAL_SERVICES, "-m comment --comment", ext_comment,
+            flt.append(_line("-A", c.external_services, "-m comment --comment", ext_comment,
                              match, dst, "-j", ext_target))
     for ip in sp.load_balancer_vips:
         dst = ["-d", ip, "--dport", str(sp.port)]
         if cat.has_any:
-            nat.append(_line("-A", SERVICES, "-m comment --comment",
+            nat.append(_line("-A", c.services, "-m comment --comment",
                              f'"{name} loadbalancer IP"', match, dst, "-j", lb_chain))
         if uses_fw:
-            flt.append(_line("-A", PROXY_FIREWALL, "-m comment --comment",
+            flt.append(_line("-A", c.proxy_firewall, "-m comment --comment",
                              f'"{name} traffic not accepted by {fw_chain}"', match, dst,
                              "-j DROP"))
     if not has_external:
         for ip in sp.load_balancer_vips:
-            flt.append(_line("-A", EXTERNAL_SERVICES, "-m comment --comment", ext_comment,
+            flt.append(_line("-A", c.external_services, "-m comment --comment", ext_comment,
                              match, "-d", ip, "--dport", str(sp.port), "-j", ext_target))
     if sp.node_port:
         if cat.has_any:
-            nat.append(_line("-A", NODEPORTS, "-m comment --comment", name, match,
+            nat.append(_line("-A", c.nodeports, "-m comment --comment", name, match,
                              "--dport", str(sp.node_port), "-j", ext_chain))
         if not has_external:
-            flt.append(_line("-A", EXTERNAL_SERVICES, "-m comment --comment", ext_comment,
+            flt.append(_line("-A", c.external_services, "-m comment --comment", ext_comment,
                              "-m addrtype --dst-type LOCAL", match,
                              "--dport", str(sp.node_port), "-j", ext_target))
     if sp.health_check_node_port:
-        flt.append(_line("-A", NODEPORTS, "-m comment --comment",
+        flt.append(_line("-A", c.nodeports, "-m comment --comment",
                          f'"{name} health check node port"', "-m tcp -p tcp",
                          "--dport", str(sp.health_check_node_port), "-j ACCEPT"))
 
     if has_internal:
         args = _line("-m comment --comment", f'"{name} cluster IP"', match, cluster_ip)
         if node.masquerade_all:
-            nat.append(_line("-A", internal_chain, args, "-j", MARK_MASQ))
+            nat.append(_line("-A", internal_chain, args, "-j", c.mark_masq))
         elif node.cluster_cidr:
             # Off-cluster sources may route here and bounce off-node: masquerade them.
             nat.append(_line("-A", internal_chain, args, "! -s", node.cluster_cidr,
-                             "-j", MARK_MASQ))
+                             "-j", c.mark_masq))
     if uses_ext:
         _add_chain(rs, ext_chain)
         if not sp.external_policy_local:
             nat.append(_line("-A", ext_chain, "-m comment --comment",
                              f'"masquerade traffic for {name} external destinations"',
-                             "-j", MARK_MASQ))
+                             "-j", c.mark_masq))
         else:
             if node.cluster_cidr:
                 nat.append(_line("-A", ext_chain, "-m comment --comment",
@@ -272,7 +328,7 @@ def _service(rs: RuleSet, sp: ServicePort, endpoints: list[Endpoint], node: Node
                                  "-s", node.cluster_cidr, "-j", cluster_chain))
             nat.append(_line("-A", ext_chain, "-m comment --comment",
                              f'"masquerade LOCAL traffic for {name} external destinations"',
-                             "-m addrtype --src-type LOCAL -j", MARK_MASQ))
+                             "-m addrtype --src-type LOCAL -j", c.mark_masq))
             nat.append(_line("-A", ext_chain, "-m comment --comment",
                              f'"route LOCAL traffic for {name} external destinations"',
                              "-m addrtype --src-type LOCAL -j", cluster_chain))
@@ -293,15 +349,15 @@ def _service(rs: RuleSet, sp: ServicePort, endpoints: list[Endpoint], node: Node
                          f'"other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL"'))
     if uses_cluster:
         _add_chain(rs, cluster_chain)
-        _to_endpoints(rs, sp, cluster_chain, cat.cluster)
+        _to_endpoints(rs, c, sp, cluster_chain, cat.cluster)
     if uses_local:
         _add_chain(rs, local_chain)
-        _to_endpoints(rs, sp, local_chain, cat.local)
+        _to_endpoints(rs, c, sp, local_chain, cat.local)
     for ep in cat.reachable:
-        chain = sp.endpoint_chain(ep)
+        chain = c.endpoint(sp, ep)
         _add_chain(rs, chain)
         head = _line("-A", chain, "-m comment --comment", name)
-        nat.append(_line(head, "-s", ep.ip, "-j", MARK_MASQ))
+        nat.append(_line(head, "-s", ep.ip, "-j", c.mark_masq))
         recent = ["-m", "recent", "--name", chain, "--set"] if sp.session_affinity_seconds else []
         nat.append(_line(head, recent, match, "-j DNAT --to-destination", str(ep)))
 
@@ -311,16 +367,17 @@ def _add_chain(rs: RuleSet, chain: str) -> None:
     rs.active_nat_chains.add(chain)
 
 
-def _to_endpoints(rs: RuleSet, sp: ServicePort, chain: str, endpoints: list[Endpoint]) -> None:
+def _to_endpoints(rs: RuleSet, c: Chains, sp: ServicePort, chain: str,
+                  endpoints: list[Endpoint]) -> None:
     if sp.session_affinity_seconds:
         for ep in endpoints:
             rs.nat_rules.append(_line(
                 "-A", chain, "-m comment --comment", f'"{sp.key} -> {ep}"',
-                "-m recent --name", sp.endpoint_chain(ep), "--rcheck --seconds",
-                str(sp.session_affinity_seconds), "--reap -j", sp.endpoint_chain(ep)))
+                "-m recent --name", c.endpoint(sp, ep), "--rcheck --seconds",
+                str(sp.session_affinity_seconds), "--reap -j", c.endpoint(sp, ep)))
     n = len(endpoints)
     for i, ep in enumerate(endpoints):
         spread = ["-m", "statistic", "--mode", "random", "--probability", probability(n - i)] \
             if i < n - 1 else []
         rs.nat_rules.append(_line("-A", chain, "-m comment --comment", f'"{sp.key} -> {ep}"',
-                                  spread, "-j", sp.endpoint_chain(ep)))
+                                  spread, "-j", c.endpoint(sp, ep)))

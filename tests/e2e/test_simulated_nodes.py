@@ -47,14 +47,14 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         d.mkdir(parents=True, exist_ok=True)
     data = ["--data-dir", str(cluster.data_dir)]
     start = [*_pocketkube_command(), "start", *data, "--port", str(cluster.port),
-             "--simulated-nodes", "3"]  # fmt: skip
+             "--simulated-nodes", "3", "--no-node-agent"]  # fmt: skip
     proc = subprocess.run(start, capture_output=True, text=True, env=_env(cluster), timeout=120)
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
     try:
         wait_created(cluster, *NODES)
         yield cluster
     finally:
-        subprocess.run([*_pocketkube_command(), "stop", *data], capture_output=True,
+        subprocess.run([*_pocketkube_command(), "delete", *data], capture_output=True,
                        env=_env(cluster), timeout=60)  # fmt: skip
 
 
