@@ -26,6 +26,7 @@ setup: system-packages kubectl $(STAMP)
 # Debian packages the cluster and its tests need, installed only when what they provide is
 # absent: etcd for the etcd datastore; runc, conmon, catatonit (the pause process), the CNI
 # reference plugins, iptables and iproute2 for the node agent's containers and pod network;
+# conntrack for the service proxy's stale UDP flow cleanup;
 # skopeo for image pulls and loads; busybox-static for the built-in busybox image.
 system-packages:
 	@missing=""; \
@@ -38,6 +39,7 @@ system-packages:
 	command -v umoci >/dev/null 2>&1 || missing="$$missing umoci"; \
 	{ test -x /bin/busybox && ! ldd /bin/busybox >/dev/null 2>&1; } || missing="$$missing busybox-static"; \
 	command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
+	command -v conntrack >/dev/null 2>&1 || missing="$$missing conntrack"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v $(PYTHON) >/dev/null 2>&1 || missing="$$missing python3"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \

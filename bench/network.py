@@ -1,7 +1,7 @@
 """Network programming latency: the time from an endpoints change to the proxy's rules being in
 place, over many Services (pocketkube's target: p99 ≤ 1 s with 100 Services).
 
-    python bench/network.py [--services 100] [--mode iptables|userspace]
+    python bench/network.py [--services 100] [--mode iptables|userspace] [--dns-queries 20000]
 
 It starts its own `pocketkube server` (no node agent, SQLite, temp data dir) and runs the proxy
 component in this process against it (iptables mode needs root). It creates N selector-less
@@ -14,7 +14,9 @@ the sync (`iptables-restore` returned) whose rules send traffic to the new addre
 - burst: all N changes sent at once (the coalescing window gathers them into few syncs).
 
 It also prints the duration of the syncs themselves. The proxy's rules are removed at the end
-(cleanup), as is the server. A benchmark, not a test: it asserts nothing about timing.
+(cleanup), as is the server. Then it measures cluster DNS over the same number of Services
+(bench/dns.py: queries per second and latency on loopback, target p99 ≤ 5 ms; 0 queries skips
+it). A benchmark, not a test: it asserts nothing about timing.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python bench/network.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import dns  # noqa: E402
 from bench.scheduler import pct  # noqa: E402
 from pocketkube.client.rest import ApiClient, ClientConfig, resource  # noqa: E402
 from pocketkube.components import ComponentContext  # noqa: E402
@@ -172,6 +175,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--services", type=int, default=100)
     ap.add_argument("--mode", choices=["iptables", "userspace"], default=None)
+    ap.add_argument("--dns-queries", type=int, default=20000)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     r = asyncio.run(main_async(args.services, args.mode))
@@ -185,6 +189,9 @@ def main() -> int:
               f"{r[syncs]:>6}")
     if r["mode"] == "iptables":
         print(f"last sync (render + iptables-restore): {r['last_sync'] * 1000:.0f} ms")
+    if args.dns_queries > 0:
+        print()
+        print(dns.report(dns.run(args.services, args.dns_queries)))
     return 0
 
 

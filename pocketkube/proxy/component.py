@@ -101,6 +101,8 @@ class Proxy:
         finally:
             if isinstance(self.proxier, UserspaceProxier):
                 await self.proxier.close()
+            else:
+                await self.proxier.health.close()
 
 
 async def run(ctx: ComponentContext) -> None:

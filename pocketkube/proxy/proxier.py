@@ -5,7 +5,8 @@ Before the first sync (and after a failed one, or on the periodic full resync) i
 tables once to learn which jump rules are missing and which of its old service chains exist
 (its own cluster's only: iptables.owned), so stale chains are deleted and the jumps are
 inserted in the same transaction; in between it remembers the chains it wrote itself and runs
-no `iptables-save` at all.
+no `iptables-save` at all. After each applied sync it deletes stale UDP conntrack entries
+(conntrack.py) and serves the health-check node ports of Local load balancers (healthcheck.py).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from pocketkube.proxy import iptables
+from pocketkube.proxy import conntrack, iptables
 from pocketkube.proxy.changetracker import Snapshot
+from pocketkube.proxy.healthcheck import ServiceHealthServer, health_state
+from pocketkube.proxy.model import Endpoint, ServicePort
 from pocketkube.proxy.rules import Chains, NodeInfo, RuleSet, build
 
 log = logging.getLogger("pocketkube.proxy")
@@ -25,8 +28,11 @@ FULL_SYNC_PERIOD = 60.0
 
 
 class IptablesProxier:
-    def __init__(self, node: NodeInfo) -> None:
+    def __init__(self, node: NodeInfo, health: ServiceHealthServer | None = None) -> None:
         self.node = node
+        # healthCheckNodePorts of externalTrafficPolicy=Local load balancers.
+        self.health = health or ServiceHealthServer(node.name)
+        self._applied: list[tuple[ServicePort, list[Endpoint]]] = []  # the last sync's input
         self.chains = Chains(node.tag)
         self._known_chains: set[str] | None = None  # None: read the tables first
         self._last_full = 0.0
@@ -56,6 +62,12 @@ class IptablesProxier:
             raise
         self._known_chains = set(rs.active_nat_chains)
         self.rules = rs
+        # Only once the rules are in: UDP flows to gone endpoints would otherwise stick.
+        await conntrack.clean_stale_entries(self._applied, snap.services)
+        self._applied = snap.services
+        wanted, counts = health_state(snap.services, self.node.name)
+        await self.health.sync(wanted)
+        self.health.set_local_endpoints(counts)
         self.services = len(snap.services)
         self.sync_seconds = time.monotonic() - start
         log.debug("iptables sync: %d service ports, %d nat rules in %.3fs",

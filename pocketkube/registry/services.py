@@ -102,6 +102,18 @@ def _needs_node_ports(spec: dict[str, Any]) -> bool:
     return t == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts", True) is not False
 
 
+def _needs_health_check(spec: dict[str, Any]) -> bool:
+    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+
+
+def _node_ports(spec: dict[str, Any]) -> set[int]:
+    """Every node port a Service holds: its ports' and its health check's."""
+    out = {int(p["nodePort"]) for p in spec.get("ports") or [] if p.get("nodePort")}
+    if spec.get("healthCheckNodePort"):
+        out.add(int(spec["healthCheckNodePort"]))
+    return out
+
+
 class ServiceStrategy(Strategy):
     def __init__(self, resource: Any, registry: Any) -> None:
         super().__init__(resource, registry)
@@ -121,9 +133,7 @@ class ServiceStrategy(Strategy):
         for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
             if ip and ip != "None":
                 self.ips.used.add(ip)
-        for p in spec.get("ports") or []:
-            if p.get("nodePort"):
-                self.ports.used.add(int(p["nodePort"]))
+        self.ports.used.update(_node_ports(spec))
 
     def _fail(self, obj: Obj, field: str, value: str, why: str) -> errors.StatusError:
         name = obj["metadata"].get("name", "")
@@ -179,20 +189,48 @@ class ServiceStrategy(Strategy):
         else:
             for p in spec.get("ports") or []:
                 p.pop("nodePort", None)
+        self._health_check_node_port(obj, old)
         if old is not None:
             self._release_dropped(old, obj)
 
+    def _health_check_node_port(self, obj: Obj, old: Obj | None) -> None:
+        """kube's healthCheckNodePort rules: allocated for LoadBalancers with
+        externalTrafficPolicy Local (the proxy serves it), kept across updates, refused on
+        anything else."""
+        spec, old_spec = obj["spec"], (old or {}).get("spec") or {}
+        port, old_port = spec.get("healthCheckNodePort"), old_spec.get("healthCheckNodePort")
+        was_needed = old is not None and _needs_health_check(old_spec)
+        if not _needs_health_check(spec):
+            if port and not (was_needed and port == old_port):
+                raise self._fail(obj, "spec.healthCheckNodePort", str(port),
+                                 "may only be set when `type` is 'LoadBalancer' and "
+                                 "`externalTrafficPolicy` is 'Local'")
+            return
+        if was_needed and old_port:
+            if port and port != old_port:
+                raise errors.invalid("Service", obj["metadata"].get("name", ""), [
+                    errors.field_error("FieldValueForbidden", "spec.healthCheckNodePort",
+                                       "Forbidden: field is immutable")])
+            spec["healthCheckNodePort"] = old_port
+            return
+        if port:
+            n = int(port)
+            if n in self.ports.used:
+                raise self._fail(obj, "spec.healthCheckNodePort", str(n),
+                                 "provided port is already allocated")
+            self.ports.used.add(n)
+        else:
+            spec["healthCheckNodePort"] = self.ports.allocate()
+
     def _release_dropped(self, old: Obj, new: Obj) -> None:
-        keep_ports = {p.get("nodePort") for p in (new.get("spec") or {}).get("ports") or []}
-        for p in (old.get("spec") or {}).get("ports") or []:
-            if p.get("nodePort") and p["nodePort"] not in keep_ports:
-                self.ports.used.discard(int(p["nodePort"]))
+        keep_ports = _node_ports(new.get("spec") or {})
+        for n in _node_ports(old.get("spec") or {}) - keep_ports:
+            self.ports.used.discard(n)
 
     async def release(self, obj: Obj) -> None:
         spec = obj.get("spec") or {}
         for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
             if ip and ip != "None":
                 self.ips.used.discard(ip)
-        for p in spec.get("ports") or []:
-            if p.get("nodePort"):
-                self.ports.used.discard(int(p["nodePort"]))
+        for n in _node_ports(spec):
+            self.ports.used.discard(n)

@@ -10,7 +10,8 @@ names; a NodePort answering on 127.0.0.1 and `pocketkube service --url` printing
 failing readiness leaving the rotation (measured from its Ready condition) and coming back; a
 deleted Service losing its rules and its name; a StatefulSet's headless Service (A records, the
 pod's stable name, SRV); an ExternalName answered as a CNAME; a LoadBalancer reached on the
-node address kubectl shows as EXTERNAL-IP; sessionAffinity ClientIP.
+node address kubectl shows as EXTERNAL-IP; a Local load balancer's health check node port
+(200 with a local endpoint, 503 without); sessionAffinity ClientIP.
 
 Controllers, the proxy and DNS act on their own time, so state changes are awaited by polling.
 """
@@ -387,6 +388,33 @@ def test_load_balancer_on_the_node_address(cluster: Cluster, k: Kubectl) -> None
     eventually(external_ip, timeout=15)
     assert eventually(lambda: fetch_many(f"http://{address}:8081/", 1) == ["lb-web"],
                       timeout=10)
+
+
+def health_check(port: str) -> tuple[int, Obj] | None:
+    """(status, body) of the proxy's health check for a Local load balancer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+def test_local_load_balancer_health_check(k: Kubectl) -> None:
+    k.create([web_pod("hc-web", {"app": "hc"}),
+              service("hc", {"app": "hc"}, port=8082, type="LoadBalancer",
+                      externalTrafficPolicy="Local")])
+    wait_endpoints(k, "hc", 1)
+    port = k("get", "svc", "hc", "-o", "jsonpath={.spec.healthCheckNodePort}").stdout
+    status, body = eventually(lambda: (lambda r: r if r and r[0] == 200 else None)(
+        health_check(port)), timeout=15)
+    assert body == {"service": {"namespace": k.ns, "name": "hc"}, "localEndpoints": 1,
+                    "serviceProxyHealthy": True}
+    k("delete", "pod", "hc-web", "--wait=true")
+    status, body = eventually(lambda: (lambda r: r if r and r[0] == 503 else None)(
+        health_check(port)), timeout=15)
+    assert body["localEndpoints"] == 0
 
 
 # --- session affinity -------------------------------------------------------------------------
