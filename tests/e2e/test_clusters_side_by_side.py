@@ -7,6 +7,7 @@ Traffic goes only to the clusters' own ClusterIPs and pod addresses, from inside
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 from collections.abc import Iterator
@@ -88,10 +89,22 @@ def test_each_cluster_serves_its_own_echo_and_survives_the_other(
 
     before = own_chains(first)
     theirs = own_chains(second)
+    pod_range = json.loads(second.kubectl("get", "nodes", "-o", "json").stdout)[
+        "items"][0]["spec"]["podCIDR"]
+    second_range = service_cidr(second)
     assert before and theirs and not before & theirs
     second_stack.close()  # `pocketkube delete` of the second cluster
     chains_now = own_chains(first)
     assert chains_now == before, "deleting the second cluster touched the first's chains"
     present = {line[1:].split()[0] for line in nat().splitlines() if line.startswith(":")}
     assert not theirs & present, f"left behind: {sorted(theirs & present)}"
+    everything = nat() + subprocess.run(["iptables-save", "-t", "filter"], capture_output=True,
+                                        text=True, check=True).stdout
+    left = [line for line in everything.splitlines()
+            if pod_range in line or second_range in line]
+    assert not left, f"the deleted cluster's rules are still there: {left}"
+    gateway = str(next(ipaddress.ip_network(pod_range).hosts()))
+    addresses = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True,
+                               check=True).stdout
+    assert f" {gateway}/" not in addresses  # its bridge is gone
     assert set(answers_by_name(k1)) == {"web-first"}
