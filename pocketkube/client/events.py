@@ -1,8 +1,12 @@
 """Recording core/v1 Events for the objects a component acts on, as client-go's event
 broadcaster + correlator do: `record()` never blocks the caller; writes happen in the
-background; an event identical to a recent one (same object, type, reason and message from the
-same component) is not written again but has its `count` incremented and `lastTimestamp`
-moved, so a pod failing to schedule every few seconds keeps one event, not hundreds.
+background; an event identical to a recent one (same object and field path, type, reason and
+message from the same component: client-go's getEventKey) is not written again but has its
+`count` incremented and `lastTimestamp` moved, so a pod failing to schedule every few seconds
+keeps one event, not hundreds.
+
+A field path names a part of the object (the kubelet's "spec.containers{web}"), so the same
+event about two containers of one pod stays two events, as `kubectl describe` shows them.
 
 Writes for one aggregation key are never concurrent (the work queue hands a key to one worker
 at a time), so the create of an event and the patches that bump its count cannot race.
@@ -44,19 +48,22 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def object_reference(obj: Obj) -> Obj:
+def object_reference(obj: Obj, field_path: str | None = None) -> Obj:
+    """A core/v1 ObjectReference to `obj` (client-go's GetPartialReference when `field_path`
+    is given); empty fields are left out, as Go's omitempty does."""
     meta = obj.get("metadata") or {}
     ref = {"kind": obj.get("kind", ""), "apiVersion": obj.get("apiVersion", "v1"),
            "name": meta.get("name", ""), "uid": meta.get("uid", ""),
-           "resourceVersion": meta.get("resourceVersion", "")}
+           "resourceVersion": meta.get("resourceVersion", ""), "fieldPath": field_path or ""}
     if meta.get("namespace"):
         ref["namespace"] = meta["namespace"]
     return {k: v for k, v in ref.items() if v}
 
 
 class EventRecorder:
-    """`record(obj, type, reason, message, action=None)` writes (or aggregates) an Event about
-    `obj` from `component`."""
+    """`record(obj, type, reason, message, action=None, related=None, *, field_path=None)`
+    writes (or aggregates) an Event about `obj` (or the part of it `field_path` names) from
+    `component`."""
 
     def __init__(self, client: ApiClient, component: str, instance: str = "",
                  host: str = "") -> None:
@@ -74,10 +81,11 @@ class EventRecorder:
         self.written = 0
 
     def record(self, obj: Obj, type_: str, reason: str, message: str,
-               action: str | None = None, related: Obj | None = None) -> None:
-        ref = object_reference(obj)
-        key = (ref.get("kind"), ref.get("namespace"), ref.get("name"), ref.get("uid"),
-               ref.get("apiVersion"), type_, reason, message, self.component)
+               action: str | None = None, related: Obj | None = None, *,
+               field_path: str | None = None) -> None:
+        ref = object_reference(obj, field_path)
+        key = (ref.get("kind"), ref.get("namespace"), ref.get("name"), ref.get("fieldPath"),
+               ref.get("uid"), ref.get("apiVersion"), type_, reason, message, self.component)
         now = _now()
         entry = self._entries.get(key)
         if entry is not None:

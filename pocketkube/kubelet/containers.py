@@ -304,10 +304,34 @@ def termination_mount(container: Obj, host_path: Path) -> Mount:
                  host_path=str(host_path))
 
 
-def record(recorder: Any, pod: Obj, type_: str, reason: str, message: str) -> None:
-    """An event about the pod (list items carry no kind, so the reference is built here)."""
+IMPLICIT_CONTAINER_PREFIX = "implicitly required container "
+SPEC_LISTS = ("containers", "initContainers", "ephemeralContainers")
+
+
+def container_field_path(pod: Obj, name: str) -> str:
+    """Where container `name` is in the pod's spec, as an event's involvedObject.fieldPath
+    (kube's GenerateContainerRef): "spec.containers{web}", "spec.initContainers{init}",
+    "spec.ephemeralContainers{debug}"; a container the spec does not list (a pod whose spec is
+    gone, restored from the runtime's labels) is "implicitly required container <name>"."""
+    spec = pod.get("spec") or {}
+    for field in SPEC_LISTS:
+        for i, c in enumerate(spec.get(field) or []):
+            if c.get("name", "") == name:
+                return f"spec.{field}{{{name}}}" if name else f"spec.{field}[{i}]"
+    return IMPLICIT_CONTAINER_PREFIX + name
+
+
+def record(recorder: Any, pod: Obj, type_: str, reason: str, message: str,
+           container: str | None = None) -> None:
+    """An event about the pod, or about its container `container` (the reference then carries
+    the container's field path, so events of different containers never merge). List items
+    carry no kind, so the reference is built here."""
     meta = pod.get("metadata") or {}
     ref = {"kind": "Pod", "apiVersion": "v1",
            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion")
                         if meta.get(k)}}
-    recorder.record(ref, type_, reason, message)
+    if container is None:
+        recorder.record(ref, type_, reason, message)
+    else:
+        recorder.record(ref, type_, reason, message,
+                        field_path=container_field_path(pod, container))

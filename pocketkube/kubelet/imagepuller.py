@@ -55,34 +55,35 @@ class ImagePuller:
     async def ensure(self, pod: Obj, container: Obj, pull_secrets: list[dict] | None = None
                      ) -> Image:  # fmt: skip
         ref = container.get("image") or ""
+        name = container.get("name", "")
         policy = container.get("imagePullPolicy") or default_pull_policy(ref)
         try:
             present = await self.images.get(ref)
         except ImageError as e:
             if e.reason == INVALID_IMAGE_NAME:
-                record(self.recorder, pod, "Warning", "InspectFailed", e.message)
+                record(self.recorder, pod, "Warning", "InspectFailed", e.message, name)
                 raise PullError(INVALID_IMAGE_NAME, e.message) from None
             present = None
         if policy == "Never" or (policy == "IfNotPresent" and present is not None):
             if present is not None:
                 record(self.recorder, pod, "Normal", "Pulled",
-                       f'Container image "{ref}" already present on machine')
+                       f'Container image "{ref}" already present on machine', name)
                 return present
             msg = f'Container image "{ref}" is not present with pull policy of Never'
-            record(self.recorder, pod, "Warning", ERR_IMAGE_NEVER_PULL, msg)
+            record(self.recorder, pod, "Warning", ERR_IMAGE_NEVER_PULL, msg, name)
             raise PullError(ERR_IMAGE_NEVER_PULL, msg)
         key = f"{pod['metadata']['uid']}_{ref}"
         if self.backoff.is_in_backoff_since_update(key, self.now()):
             msg = f'Back-off pulling image "{ref}"'
-            record(self.recorder, pod, "Normal", "BackOff", msg)
+            record(self.recorder, pod, "Normal", "BackOff", msg, name)
             raise PullError(IMAGE_PULL_BACKOFF, msg)
-        record(self.recorder, pod, "Normal", "Pulling", f'Pulling image "{ref}"')
+        record(self.recorder, pod, "Normal", "Pulling", f'Pulling image "{ref}"', name)
         start = self.now()
         try:
             image, _ = await self.images.ensure(ref, policy, pull_secrets)
         except ImageError as e:
             record(self.recorder, pod, "Warning", "Failed",
-                   f'Failed to pull image "{ref}": {e.message}')
+                   f'Failed to pull image "{ref}": {e.message}', name)
             if e.reason == INVALID_IMAGE_NAME:
                 raise PullError(INVALID_IMAGE_NAME, e.message) from None
             self.backoff.next(key, self.now())
@@ -90,7 +91,7 @@ class ImagePuller:
         took = go_duration(int((self.now() - start) * 1000) / 1000)
         record(self.recorder, pod, "Normal", "Pulled",
                f'Successfully pulled image "{ref}" in {took} ({took} including waiting). '
-               f"Image size: {image.size} bytes.")
+               f"Image size: {image.size} bytes.", name)
         self.backoff.gc()
         return image
 

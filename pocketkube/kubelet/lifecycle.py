@@ -155,7 +155,8 @@ class Lifecycle:
         if not pod.get("spec") and LABEL_GRACE in status.labels:
             grace = int(status.labels[LABEL_GRACE])
         name = container.get("name", status.name)
-        record(self.recorder, pod, "Normal", "Killing", message or f"Stopping container {name}")
+        record(self.recorder, pod, "Normal", "Killing", message or f"Stopping container {name}",
+               name)
         if grace_override is not None:
             grace = grace_override
         pre_stop = (container.get("lifecycle") or {}).get("preStop")
@@ -175,7 +176,8 @@ class Lifecycle:
         if failure:
             log.warning("%s", failure)
             # The message stays out of the event so secrets in it do not leak (as kube).
-            record(self.recorder, pod, "Warning", "FailedPreStopHook", "PreStopHook failed")
+            record(self.recorder, pod, "Warning", "FailedPreStopHook", "PreStopHook failed",
+                   container.get("name", ""))
 
 
 def _restored_spec(status: ContainerStatus) -> Obj:

@@ -105,7 +105,7 @@ class ContainerStarter:
         try:
             image = await self.puller.ensure(pod, container, await self.pull_secrets(pod))
         except PullError as e:
-            ctr.record(self.recorder, pod, "Warning", "Failed", f"Error: {e.reason}")
+            ctr.record(self.recorder, pod, "Warning", "Failed", f"Error: {e.reason}", name)
             raise StartError(e.reason, e.message) from None
         previous = status.latest(name)
         if previous is not None:
@@ -116,32 +116,32 @@ class ContainerStarter:
         try:
             config = await self.config(pod, container, image, attempt, pod_ip, volume_dirs, init)
         except StartError as e:
-            ctr.record(self.recorder, pod, "Warning", "Failed", f"Error: {e.message}")
+            ctr.record(self.recorder, pod, "Warning", "Failed", f"Error: {e.message}", name)
             raise
         except Exception as e:
             message = getattr(e, "message", None) or str(e)
-            ctr.record(self.recorder, pod, "Warning", "Failed", f"Error: {message}")
+            ctr.record(self.recorder, pod, "Warning", "Failed", f"Error: {message}", name)
             raise StartError(CREATE_CONFIG_ERROR, message) from None
         try:
             cid = await self.runtime.create_container(sandbox_id, config, sandbox)
         except Exception as e:
-            ctr.record(self.recorder, pod, "Warning", "Failed", f"Error: {e}")
+            ctr.record(self.recorder, pod, "Warning", "Failed", f"Error: {e}", name)
             raise StartError(CREATE_ERROR, str(e)) from None
-        ctr.record(self.recorder, pod, "Normal", "Created", f"Created container: {name}")
+        ctr.record(self.recorder, pod, "Normal", "Created", f"Created container: {name}", name)
         try:
             await self.runtime.start_container(cid)
         except Exception as e:
             message = str(e).replace(cid, name)
-            ctr.record(self.recorder, pod, "Warning", "Failed", f"Error: {message}")
+            ctr.record(self.recorder, pod, "Warning", "Failed", f"Error: {message}", name)
             raise StartError(RUN_ERROR, message) from None
-        ctr.record(self.recorder, pod, "Normal", "Started", f"Started container {name}")
+        ctr.record(self.recorder, pod, "Normal", "Started", f"Started container {name}", name)
         post_start = (container.get("lifecycle") or {}).get("postStart")
         if post_start:
             failure = await self.lifecycle.run_hook(pod, container, cid, post_start, pod_ip)
             if failure:
                 log.warning("%s", failure)
                 ctr.record(self.recorder, pod, "Warning", "FailedPostStartHook",
-                           "PostStartHook failed")
+                           "PostStartHook failed", name)
                 fresh = await self.runtime.container_status(cid)
                 if fresh is not None:
                     await self.lifecycle.kill(pod, container, fresh,

@@ -76,7 +76,8 @@ class PodSyncer:
         if self.backoff.is_in_backoff_since(key, dead.finished_at):
             who = ctr.format_pod(pod)
             ctr.record(self.recorder, pod, "Warning", "BackOff",
-                       f"Back-off restarting failed container {c['name']} in pod {who}")
+                       f"Back-off restarting failed container {c['name']} in pod {who}",
+                       c["name"])
             delay = go_duration(self.backoff.get(key))
             self.reasons[(pod["metadata"]["uid"], c["name"])] = (
                 CRASH_LOOP_BACKOFF,

@@ -9,7 +9,8 @@ import logging
 from typing import Any
 
 from pocketkube.client.events import EventRecorder
-from pocketkube.kubelet.prober import probes
+from pocketkube.kubelet.containers import container_field_path
+from pocketkube.kubelet.prober import grpchealth, probes
 from pocketkube.kubelet.runtime.interface import Runtime
 
 log = logging.getLogger("pocketkube.kubelet.prober")
@@ -51,6 +52,9 @@ class Prober:
         if spec is None:
             return SUCCESS
         title = TITLES[kind]
+        # Events name the container (kube's container reference), so two containers' failures
+        # stay apart.
+        where = container_field_path(pod, container.get("name", ""))
         error: probes.ProbeError | None = None
         for _ in range(MAX_RETRIES):
             try:
@@ -63,18 +67,19 @@ class Prober:
             log.debug("%s probe of %s/%s errored: %s", title, _name(pod), container.get("name"),
                       error)
             self.recorder.record(involved(pod), "Warning", "Unhealthy",
-                                 f"{title} probe errored and resulted in unknown state: {error}")
+                                 f"{title} probe errored and resulted in unknown state: {error}",
+                                 field_path=where)
             return None
         if result == probes.SUCCESS:
             return SUCCESS
         if result == probes.WARNING:
             self.recorder.record(involved(pod), "Warning", "ProbeWarning",
-                                 f"{title} probe warning: {output}")
+                                 f"{title} probe warning: {output}", field_path=where)
             return SUCCESS
         log.debug("%s probe of %s/%s failed: %s", title, _name(pod), container.get("name"),
                   output)
         self.recorder.record(involved(pod), "Warning", "Unhealthy",
-                             f"{title} probe failed: {output}")
+                             f"{title} probe failed: {output}", field_path=where)
         return FAILURE
 
     async def run(self, spec: Obj, pod: Obj, pod_ip: str, container: Obj, container_id: str
@@ -88,7 +93,7 @@ class Prober:
         if spec.get("tcpSocket") is not None:
             return await probes.tcp_socket(spec["tcpSocket"], container, pod_ip, timeout)
         if spec.get("grpc") is not None:
-            return await probes.grpc_health(spec["grpc"], pod_ip, timeout)
+            return await grpchealth.grpc_action(spec["grpc"], pod_ip, timeout)
         meta = pod.get("metadata") or {}
         raise probes.ProbeError(f"missing probe handler for {meta.get('name', '')}_"
                                 f"{meta.get('namespace', '')}({meta.get('uid', '')}):"

@@ -1,4 +1,5 @@
-"""The three probe mechanisms of the node agent (kube's pkg/probe/http, tcp and exec), each
+"""Three of the probe mechanisms of the node agent (kube's pkg/probe/http, tcp and exec; gRPC is
+in grpchealth.py), each
 returning `(result, output)` with the words the kubelet uses, so `kubectl describe pod` shows
 the same "Readiness probe failed: ..." lines as on a Kubernetes node.
 
@@ -257,13 +258,3 @@ def _classify(status: int, body: str) -> tuple[str, str]:
         return SUCCESS, body
     # kube never puts the response body in the failure message.
     return FAILURE, f"HTTP probe failed with statuscode: {status}"
-
-
-# --- grpc ------------------------------------------------------------------------------------
-
-
-async def grpc_health(action: Obj, pod_ip: str, timeout: float) -> tuple[str, str]:
-    """gRPC health checking needs an HTTP/2 gRPC client (grpcio), which pocketkube does not
-    install; the probe is reported as errored (kube keeps the previous result then)."""
-    raise ProbeError("gRPC health checking needs the grpcio package, which is not installed "
-                     "on this node")

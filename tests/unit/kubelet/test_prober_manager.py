@@ -19,10 +19,13 @@ UID = "uid-1"
 class FakeRecorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str]] = []
+        self.field_paths: list[str | None] = []
 
-    def record(self, obj, type_, reason, message, action=None, related=None) -> None:
+    def record(self, obj, type_, reason, message, action=None, related=None, *,
+               field_path=None) -> None:  # fmt: skip
         assert obj["kind"] == "Pod" and obj["metadata"]["uid"] == UID
         self.events.append((type_, reason, message))
+        self.field_paths.append(field_path)
 
 
 class FakeRuntime:
@@ -133,6 +136,7 @@ async def test_readiness_over_http_with_thresholds(h, toggling_server):
                                      "Readiness probe failed: HTTP probe failed with "
                                      "statuscode: 500")
     assert len(h.recorder.events) == 2
+    assert h.recorder.field_paths == ["spec.containers{app}"] * 2
     assert h.m.liveness_failure(UID, "app") is None
 
 

@@ -177,8 +177,3 @@ async def test_exec_probe():
     rt.answer = RuntimeError("container not running")
     with pytest.raises(probes.ProbeError, match="container not running"):
         await probes.exec_action(rt, "c1", action, container, 1)
-
-
-async def test_grpc_probe_reports_missing_client():
-    with pytest.raises(probes.ProbeError, match="grpcio"):
-        await probes.grpc_health({"port": 9000}, "127.0.0.1", 1)
