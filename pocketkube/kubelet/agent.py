@@ -58,6 +58,12 @@ class AgentConfig:
     client_ca: Path | None = None
     serving_cert: Path | None = None
     serving_key: Path | None = None
+    # KubeletConfiguration's containerLogMaxSize (a quantity; negative disables rotation),
+    # containerLogMaxFiles, containerLogMonitorInterval (seconds), containerLogMaxWorkers.
+    container_log_max_size: str = "10Mi"
+    container_log_max_files: int = 5
+    container_log_monitor_interval: float = 10.0
+    container_log_max_workers: int = 1
 
     @property
     def cluster_dns(self) -> str:
@@ -111,6 +117,7 @@ class Agent:
     async def run(self) -> None:
         from pocketkube.kubelet.images.service import ImageManager
         from pocketkube.kubelet.kubelet import Kubelet
+        from pocketkube.kubelet.logrotation import ContainerLogManager, parse_policy
         from pocketkube.kubelet.nodestatus import NodeStatus
         from pocketkube.kubelet.objects import ObjectSource
         from pocketkube.kubelet.server.app import StreamingServer
@@ -118,6 +125,7 @@ class Agent:
 
         cfg = self.config
         cfg.root.mkdir(parents=True, exist_ok=True)
+        log_policy = parse_policy(cfg.container_log_max_size, cfg.container_log_max_files)
         kind, why = choose_runtime(cfg.runtime)
         log.info("node %s: %s runtime (%s)", cfg.node_name, kind, why)
         images = ImageManager(cfg.images_root)
@@ -153,6 +161,10 @@ class Agent:
                 cluster_dns=[cfg.cluster_dns], cluster_domain=cfg.cluster_domain,
                 node_ip=node_ip)
             self.tasks.append(asyncio.create_task(self.kubelet.run(), name="pod-workers"))
+            logs = ContainerLogManager(self.runtime, log_policy, clock=self.clock,
+                                       period=cfg.container_log_monitor_interval,
+                                       workers=cfg.container_log_max_workers)
+            self.tasks.append(asyncio.create_task(logs.run(), name="container-logs"))
             if not self.standalone:
                 self.tasks.append(asyncio.create_task(self._eviction(status).run(),
                                                       name="eviction"))

@@ -16,8 +16,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-# conmon's control fifo message for a terminal resize: "<type> <height> <width>\n".
+# conmon's control fifo messages, "<type> <height> <width>\n": 1 resizes the terminal, 2 makes
+# conmon reopen the container's log file (the sizes are ignored), as CRI-O asks for it.
 WIN_RESIZE_EVENT = 1
+REOPEN_LOGS_EVENT = 2
+REOPEN_TIMEOUT = 5.0
 CREATE_TIMEOUT = 60.0
 
 
@@ -38,9 +41,6 @@ def error_text(message: str) -> str:
     if marker in message:
         message = message.split(marker, 1)[1].rsplit('"', 1)[0]
     return message.replace('\\"', '"').strip()
-
-
-LOG_SIZE_MAX = 10 * 1024 * 1024
 
 
 async def start(
@@ -79,11 +79,9 @@ async def start(
         "--socket-dir-path",
         str(paths.socket_dir),
         "-l",
+        # No --log-size-max: conmon would start the file afresh past it and lose what was
+        # logged; the agent's log manager (logrotation.py) rotates the file instead.
         f"k8s-file:{log_path}",
-        # The kubelet's containerLogMaxSize: past it conmon starts the file afresh (the log
-        # reader follows the new file), so a chatty container cannot fill the disk.
-        "--log-size-max",
-        str(LOG_SIZE_MAX),
         "--runtime-arg",
         f"--root={paths.runc_root}",
         "--conmon-pidfile",
@@ -173,3 +171,28 @@ async def resize(bundle: Path, width: int, height: int) -> None:
             os.close(fd)
 
     await asyncio.to_thread(write)
+
+
+async def reopen_log(bundle: Path, log_path: Path) -> None:
+    """Have conmon reopen the container's log after it was renamed away (log rotation).
+
+    conmon writes a fresh file next to the log (`<log>.tmp`) and renames it over the log's path,
+    so a log still in place would be emptied: only call this once it was moved. conmon exits if
+    it cannot create the file, hence the directory is made first. Returns once the new file is
+    there; raises OSError when conmon is gone (nobody reads the fifo) or does not answer."""
+
+    def write() -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.write(fd, f"{REOPEN_LOGS_EVENT} 0 0\n".encode())
+        finally:
+            os.close(fd)
+
+    await asyncio.to_thread(write)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REOPEN_TIMEOUT
+    while not await asyncio.to_thread(log_path.exists):
+        if loop.time() >= deadline:
+            raise TimeoutError(f"conmon did not reopen {log_path} in {REOPEN_TIMEOUT:g}s")
+        await asyncio.sleep(0.01)

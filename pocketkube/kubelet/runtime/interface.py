@@ -228,6 +228,12 @@ class Runtime(Protocol):
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]: ...
 
+    async def reopen_container_log(self, container_id: str) -> None:
+        """CRI ReopenContainerLog: the running container's output goes to a new file at its
+        log path from now on (the log manager renamed the old one away to rotate it). Raises
+        when the container is not running or the new file cannot be made."""
+        ...
+
     async def exec_sync(self, container_id: str, argv: list[str], timeout: float) -> ExecResult:
         """Run `argv` in the container and wait (probes, lifecycle hooks). Raises TimeoutError."""
         ...

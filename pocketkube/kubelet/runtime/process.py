@@ -45,6 +45,7 @@ from pocketkube.kubelet.runtime.process_state import (
 from pocketkube.kubelet.runtime.process_streams import (
     attach_session,
     exec_session,
+    reopen_log,
     run_sync,
     wait_pid,
 )
@@ -302,6 +303,19 @@ class ProcessRuntime:
             return out
 
         return await asyncio.to_thread(scan)
+
+    async def reopen_container_log(self, container_id: str) -> None:
+        """CRI ReopenContainerLog, through the supervisor's socket (`reopen-log`)."""
+        st = await self.container_status(container_id)
+        if st is None:
+            raise ContainerError(f"container {container_id} not found")
+        if st.state != "running":
+            raise ContainerError("container is not running")
+        try:
+            await reopen_log(self._cdir(container_id))
+        except OSError as exc:
+            raise ContainerError(f"failed to reopen the log of container {container_id}: "
+                                 f"{exc.strerror or exc}") from exc  # fmt: skip
 
     # --- exec, attach, port-forward -------------------------------------------------------------
 

@@ -9,7 +9,9 @@ killing whatever is left in the process group, as the end of a container's pid 1
 
 The attach socket speaks one line of header, then raw bytes: `stdout` or `stderr` (receive that
 stream's live output until the container exits), `stdin` (bytes go to the process's stdin; EOF
-closes it for a stdinOnce container), `resize <width> <height>` (set the pty's window size).
+closes it for a stdinOnce container), `resize <width> <height>` (set the pty's window size),
+`reopen-log` (write the CRI log to a new file at its path from now on, after the log manager
+renamed the old one to rotate it; answered with one line, `ok` or `error <message>`).
 
 It reports to the agent on its stdout, inherited as a pipe: `started <pid>` or
 `error <message>`, then detaches from the pipe.
@@ -139,6 +141,10 @@ class Shim:
             elif header[0] == "stdin":
                 await self.pump_stdin(reader)
                 writer.close()
+            elif header[0] == "reopen-log":
+                writer.write(self.reopen_log())
+                await writer.drain()
+                writer.close()
             elif header[0] == "resize" and len(header) == 3 and self.master >= 0:
                 set_winsize(self.master, int(header[1]), int(header[2]))
                 writer.close()
@@ -147,6 +153,14 @@ class Shim:
         except (OSError, ValueError) as exc:
             log.debug("attach client: %s", exc)
             writer.close()
+
+    def reopen_log(self) -> bytes:
+        """The answer to `reopen-log`: "ok" once new output goes to a new file at the path."""
+        try:
+            self.log.reopen()
+        except OSError as exc:
+            return f"error {exc.strerror or exc}\n".encode()
+        return b"ok\n"
 
     async def pump_stdin(self, reader: asyncio.StreamReader) -> None:
         if self.stdin is None:

@@ -147,11 +147,28 @@ class CriLog:
     newline has its last bytes written as an F record, as containerd does."""
 
     def __init__(self, path: Path | None) -> None:
+        self.path = path
         self.fd = -1
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+            self.fd = self._open(path)
         self._pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+
+    @staticmethod
+    def _open(path: Path) -> int:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+
+    def reopen(self) -> None:
+        """Write to a file at the log path from now on (the old one was renamed away to rotate
+        it); a file still there is appended to. Raises OSError once closed or when the file
+        cannot be made."""
+        if self.path is None:
+            return
+        if self.fd < 0:
+            raise OSError(f"the log {self.path} is closed")
+        fd = self._open(self.path)
+        self.fd, old = fd, self.fd
+        os.close(old)
 
     def _record(self, stream: str, tag: str, content: bytes) -> bytes:
         return f"{rfc3339nano(time.time_ns())} {stream} {tag} ".encode() + content + b"\n"

@@ -205,3 +205,21 @@ async def attach_session(cdir: Path, *, stdin: bool, tty: bool,
 
     return StreamSession(stdin=session_stdin, stdout=out, stderr=err, wait=wait,
                          resize=resize, close=close)  # fmt: skip
+
+
+async def reopen_log(cdir: Path) -> None:
+    """Ask a running container's supervisor to reopen its log file (log rotation). Raises
+    OSError when it cannot be reached or answers with an error."""
+    dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY)
+    try:
+        reader, writer = await asyncio.open_unix_connection(f"/proc/self/fd/{dirfd}/attach.sock")
+        try:
+            writer.write(b"reopen-log\n")
+            await writer.drain()
+            answer = (await asyncio.wait_for(reader.readline(), 10)).decode(errors="replace")
+        finally:
+            writer.close()
+    finally:
+        os.close(dirfd)
+    if answer.strip() != "ok":
+        raise OSError(answer.strip().removeprefix("error ") or "the supervisor did not answer")

@@ -217,6 +217,18 @@ class RuncRuntime(RuncSandboxes):
             labels=dict(rec.labels),
         )
 
+    async def reopen_container_log(self, container_id: str) -> None:
+        """CRI ReopenContainerLog: conmon starts writing to a new file at the log path."""
+        rec = self._container(container_id)
+        await self._refresh(rec)
+        if self._current(rec) != "running" or not self._conmon_alive(rec):
+            raise RuncError("container is not running")
+        try:
+            await conmon.reopen_log(self.dirs[container_id], Path(rec.log_path))
+        except OSError as exc:
+            raise RuncError(f"failed to reopen the log of container {container_id}: {exc}"
+                            ) from exc  # fmt: skip
+
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
         ids = [
             r.id
