@@ -14,7 +14,15 @@ from aiohttp import web
 
 from pocketkube.api import errors
 from pocketkube.apiserver import auth, discovery, negotiate, openapi, requestinfo
-from pocketkube.apiserver.handlers import crud, patch, streaming, subresources, virtual, watch
+from pocketkube.apiserver.handlers import (
+    crud,
+    patch,
+    proxy,
+    streaming,
+    subresources,
+    virtual,
+    watch,
+)
 from pocketkube.apiserver.handlers.common import Scope, ensure_namespace, warning_header
 from pocketkube.registry.strategy import Context
 
@@ -36,6 +44,9 @@ SUBRESOURCES: dict[tuple[str, str], Handler] = {
     ("pods", "portforward"): streaming.portforward,
     ("serviceaccounts", "token"): subresources.token,
     ("namespaces", "finalize"): subresources.finalize,
+    ("pods", "proxy"): proxy.serve,
+    ("services", "proxy"): proxy.serve,
+    ("nodes", "proxy"): proxy.serve,
 }
 VIRTUAL: dict[str, Handler] = {
     "componentstatuses": virtual.componentstatuses,
@@ -181,7 +192,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
         sub = r.subresource(info.subresource)
         if sub is None:
             raise errors.not_found_plain()
-        if (verb if verb not in ("list", "watch") else "get") not in sub.verbs:
+        # A proxy relays every method (kube's proxyMethods include HEAD and OPTIONS).
+        relayed = info.subresource == "proxy" and request.method in ("HEAD", "OPTIONS")
+        if (verb if verb not in ("list", "watch") else "get") not in sub.verbs and not relayed:
             raise not_allowed()
         handler = SUBRESOURCES.get((r.plural, info.subresource))
         if handler is None:

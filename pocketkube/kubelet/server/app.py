@@ -102,6 +102,8 @@ class StreamingServer:
         for verb in ("exec", "attach"):
             app.router.add_route("*", f"/{verb}/{{ns}}/{{pod}}/{{container}}", self.remote)
         app.router.add_route("*", "/portForward/{ns}/{pod}", self.port_forward)
+        # What `kubectl get --raw /api/v1/nodes/NODE/proxy/healthz` reaches, as on a kubelet.
+        app.router.add_get("/healthz", self.healthz)
         return app
 
     async def start(self) -> int:
@@ -122,6 +124,9 @@ class StreamingServer:
             self._runner = None
 
     # --- handlers -------------------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
         ns, pod, name = (request.match_info[k] for k in ("ns", "pod", "container"))
