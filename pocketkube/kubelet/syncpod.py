@@ -19,6 +19,7 @@ from pocketkube.kubelet import containers as ctr
 from pocketkube.kubelet.backoff import Backoff, go_duration
 from pocketkube.kubelet.imagepuller import ERR_IMAGE_PULL
 from pocketkube.kubelet.lifecycle import Lifecycle
+from pocketkube.kubelet.logrotation import remove_all_logs
 from pocketkube.kubelet.pleg import PodRuntimeStatus
 from pocketkube.kubelet.podactions import compute_pod_actions, is_sidecar
 from pocketkube.kubelet.runtime.interface import ContainerStatus, Runtime, SandboxConfig
@@ -195,9 +196,14 @@ class PodSyncer:
                     log.exception("stopping the sandbox of pod %s failed", ctr.format_pod(pod))
 
     async def _remove(self, statuses: Any) -> None:
+        """Remove container instances and their logs, rotated ones included (kube's
+        removeContainer + removeContainerLog): a pod crash-looping for days keeps no more
+        log files than instances."""
         for s in list(statuses):
             try:
                 await self.runtime.remove_container(s.id)
+                if s.log_path:
+                    await asyncio.to_thread(remove_all_logs, s.log_path)
             except Exception:
                 log.warning("removing container %s failed", s.id, exc_info=True)
 

@@ -366,3 +366,20 @@ async def test_failed_post_start_hook_kills_the_container(h: Harness) -> None:
         'Exec lifecycle hook ([false]) for Container "c" in Pod "p_default(uid-p)" failed - '
         "error: command 'false' exited with 1: , message: \"nope\"")
     assert h.runtime.running() == []
+
+
+async def test_pruned_instances_take_their_logs_along(h: Harness) -> None:
+    h.runtime.exit_on_start["c"] = 1
+    await h.add(pod())
+    await h.relist()
+    first = next(s for s in h.runtime.containers.values() if s.attempt == 0)
+    log_path = Path(first.log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    for name in ("0.log", "0.log.20261122-080000.gz", "1.log", "2.log", "3.log"):
+        (log_path.parent / name).write_text("a line\n")
+    for wait in (10, 20):
+        await h.tick(wait)
+        await h.relist()
+    kept = sorted(s.attempt for s in h.runtime.containers.values())
+    assert kept == [2, 3]  # the current instance and the one before it (kubectl logs -p)
+    assert sorted(p.name for p in log_path.parent.iterdir()) == ["2.log", "3.log"]
