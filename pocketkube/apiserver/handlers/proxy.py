@@ -67,12 +67,15 @@ def _suffix(scope: Scope) -> str:
     return rest if rest.startswith("/") else ("/" + rest if rest else "")
 
 
-async def pod_location(scope: Scope) -> str:
-    ident = scope.info.name
+def _parse(ident: str, kind: str) -> tuple[str, str, str]:
     split = split_scheme_name_port(ident)
     if split is None:
-        raise errors.bad_request(f'invalid pod request "{ident}"')
-    scheme, name, port = split
+        raise errors.bad_request(f'invalid {kind} request "{ident}"')
+    return split
+
+
+async def pod_location(scope: Scope) -> str:
+    scheme, name, port = _parse(scope.info.name, "pod")
     pod = await scope.registry.store("", "pods").get(scope.info.namespace, name)
     if not port:
         for c in (pod.get("spec") or {}).get("containers") or []:
@@ -87,10 +90,7 @@ async def pod_location(scope: Scope) -> str:
 
 async def service_location(scope: Scope) -> str:
     ident = scope.info.name
-    split = split_scheme_name_port(ident)
-    if split is None:
-        raise errors.bad_request(f'invalid service request "{ident}"')
-    scheme, name, port = split
+    scheme, name, port = _parse(ident, "service")
     ns = scope.info.namespace
     if port.isdigit():
         svc = await scope.registry.store("", "services").get(ns, name)

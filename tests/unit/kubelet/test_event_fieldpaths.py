@@ -4,11 +4,7 @@ image back-offs, kills, hook failures, against the in-memory fakes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from pocketkube.kubelet.containers import container_field_path
 from pocketkube.kubelet.lifecycle import Lifecycle
@@ -16,15 +12,6 @@ from pocketkube.kubelet.runtime.interface import ContainerStatus, ExecResult, Im
 from tests.unit.kubelet.fakes import Harness, pod
 
 Event = tuple[str, str, str | None]  # reason, message, fieldPath
-
-
-@pytest.fixture
-async def h(tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = Harness(tmp_path)
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 def capture(recorder: Any) -> list[Event]:

@@ -4,22 +4,8 @@ DisruptionTarget condition, as the kubelet's eviction manager reports it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from pocketkube.kubelet.eviction import evicted_status
 from tests.unit.kubelet.fakes import Harness, pod
-
-
-@pytest.fixture
-async def h(tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = Harness(tmp_path)
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 async def test_evicted_pod_stops_and_reports_evicted(h: Harness) -> None:

@@ -4,7 +4,6 @@ on deletion, restart on liveness failure and image change, and back off image pu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,6 @@ from pocketkube.kubelet.runtime.interface import ExecResult, ImageError
 from tests.unit.kubelet.fakes import Harness, pod
 
 UID_FMT = "p_default(uid-p)"
-
-
-@pytest.fixture
-async def h(tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = Harness(tmp_path)
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 async def test_two_containers_run_and_are_ready(h: Harness) -> None:
