@@ -94,7 +94,12 @@ def test_service_proxy_by_port_name_and_number(k: Kubectl, tmp_path: Path) -> No
 
 def test_node_proxy_reaches_the_node_agent(k: Kubectl) -> None:
     nodes = json.loads(k.cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
-    assert raw(k, f"/api/v1/nodes/{nodes[0]['metadata']['name']}/proxy/healthz").stdout == "ok"
+    node = nodes[0]["metadata"]["name"]
+    assert raw(k, f"/api/v1/nodes/{node}/proxy/healthz").stdout == "ok"
+    listing = raw(k, f"/api/v1/nodes/{node}/proxy/logs/").stdout  # the node's /var/log
+    assert listing.startswith("<pre>\n") and listing.endswith("</pre>\n")
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in Path("/var/log").iterdir())
+    assert [line.split(">")[1].split("<")[0] for line in listing.splitlines()[1:-1]] == names
 
 
 def test_every_method_through_kubectl_proxy(k: Kubectl) -> None:

@@ -20,7 +20,7 @@ from typing import Protocol
 from aiohttp import web
 
 from pocketkube.kubelet.runtime.interface import ContainerStatus, Runtime, SandboxStatus
-from pocketkube.kubelet.server import remotecommand
+from pocketkube.kubelet.server import hostlogs, remotecommand
 from pocketkube.kubelet.server.logs import LogOptions, parse_time, stream_log
 
 log = logging.getLogger("pocketkube.kubelet.server")
@@ -83,8 +83,9 @@ class StreamingServer:
     """The agent's streaming server (HTTPS, client certificates required)."""
 
     def __init__(self, lookup: PodLookup, *, host: str, port: int, cert: Path, key: Path,
-                 client_ca: Path) -> None:
+                 client_ca: Path, host_log_dir: Path = Path("/var/log")) -> None:
         self.lookup = lookup
+        self.host_log_dir = host_log_dir  # what /logs/ serves, as the kubelet does
         self.host, self.port = host, port
         self.cert, self.key, self.client_ca = cert, key, client_ca
         self._runner: web.AppRunner | None = None
@@ -104,6 +105,9 @@ class StreamingServer:
         app.router.add_route("*", "/portForward/{ns}/{pod}", self.port_forward)
         # What `kubectl get --raw /api/v1/nodes/NODE/proxy/healthz` reaches, as on a kubelet.
         app.router.add_get("/healthz", self.healthz)
+        host_logs = hostlogs.handler(self.host_log_dir)
+        app.router.add_get("/logs/{tail:.*}", host_logs)
+        app.router.add_get("/logs", host_logs)
         return app
 
     async def start(self) -> int:
