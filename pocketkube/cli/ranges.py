@@ -115,7 +115,7 @@ def choose(cluster_cidr: str | None, service_cidr: str | None, *,
            routes: list[Network], chains: set[str]) -> tuple[str, str]:
     """The ranges of a new cluster with a node on this host: given ones as they are, the
     others the first of the default and its alternatives that nothing here uses."""
-    from pocketkube.proxy.rules import Chains, tag_for
+    from pocketkube.proxy.chains import Chains, tag_for
 
     pod = cluster_cidr or _first_free(
         CLUSTER_CIDR, POD_ALTERNATIVES,

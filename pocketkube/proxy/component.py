@@ -19,9 +19,10 @@ from typing import Any
 
 from pocketkube.components import ComponentContext
 from pocketkube.proxy import iptables
+from pocketkube.proxy.chains import tag_for
 from pocketkube.proxy.changetracker import ChangeTracker
 from pocketkube.proxy.proxier import IptablesProxier
-from pocketkube.proxy.rules import NodeInfo, tag_for
+from pocketkube.proxy.rules import NodeInfo
 from pocketkube.proxy.userspace import UserspaceProxier
 
 log = logging.getLogger("pocketkube.proxy")

@@ -4,7 +4,7 @@ insertion of the jump rules from the built-in chains, the sysctls kube-proxy set
 `cleanup()`, which removes every chain and jump rule the proxy added.
 
 All iptables use in pocketkube's proxy goes through this module. Jump rules are recognised in
-`iptables-save` output by their exact text (rules.Jump.args() is written the way iptables-save
+`iptables-save` output by their exact text (chains.Jump.args() is written the way iptables-save
 prints it), so inserting them is idempotent and removing them needs no guessing.
 """
 
@@ -15,8 +15,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from pocketkube.proxy import rules
-from pocketkube.proxy.rules import KUBE, TAG_LENGTH, Chains, Jump
+from pocketkube.proxy.chains import KUBE, TAG_LENGTH, Chains, Jump, is_service_chain, tag_for
 
 log = logging.getLogger("pocketkube.proxy.iptables")
 
@@ -137,7 +136,7 @@ def cleanup_input(saved: dict[str, str], chains: Chains | None = None) -> str:
         if chains is not None:
             ours = owned(saved.get(table, ""), chains.top_level(table))
         else:
-            ours = [c for c in names if _any_top_level(c, table) or rules.is_service_chain(c)]
+            ours = [c for c in names if _any_top_level(c, table) or is_service_chain(c)]
         if not ours:
             continue
         own = set(ours)
@@ -173,7 +172,7 @@ async def cleanup(service_cidr: str | None = None) -> None:
     if not available():
         return
     saved = {"filter": await save("filter"), "nat": await save("nat")}
-    chains = None if service_cidr is None else Chains(rules.tag_for(service_cidr))
+    chains = None if service_cidr is None else Chains(tag_for(service_cidr))
     text = cleanup_input(saved, chains)
     if text:
         log.info("removing the proxy's iptables chains and rules")

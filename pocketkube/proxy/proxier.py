@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from pocketkube.proxy import conntrack, iptables
+from pocketkube.proxy.chains import Chains
 from pocketkube.proxy.changetracker import Snapshot
 from pocketkube.proxy.healthcheck import ServiceHealthServer, health_state
 from pocketkube.proxy.model import Endpoint, ServicePort
-from pocketkube.proxy.rules import Chains, NodeInfo, RuleSet, build
+from pocketkube.proxy.rules import NodeInfo, RuleSet, build
 
 log = logging.getLogger("pocketkube.proxy")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from pocketkube.proxy.chains import Chains, tag_for
 from pocketkube.proxy.iptables import owned
-from pocketkube.proxy.rules import Chains, tag_for
 from tests.e2e.conftest import Kubectl
 from tests.e2e.test_services_dns import (
     client_pod,

@@ -12,7 +12,7 @@ import pytest
 
 from pocketkube.cli import ranges
 from pocketkube.cli.main import build_parser
-from pocketkube.proxy.rules import Chains, tag_for
+from pocketkube.proxy.chains import Chains, tag_for
 
 ROUTE_HEADER = ("Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\t"
                 "IRTT\n")

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from pocketkube.proxy.chains import JUMPS
 from pocketkube.proxy.model import (
     SERVICE_NAME_LABEL,
     Endpoint,
     endpoints_by_port,
     service_ports,
 )
-from pocketkube.proxy.rules import JUMPS, NodeInfo, RuleSet, build, probability
+from pocketkube.proxy.rules import NodeInfo, RuleSet, build, probability
 
 Obj = dict[str, Any]
 NODE = NodeInfo("node-a", ip="192.168.0.2", cluster_cidr="10.0.0.0/8")
