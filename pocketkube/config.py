@@ -11,6 +11,8 @@ DEFAULT_PORT = 6443
 SERVICE_CIDR = "10.96.0.0/12"
 CLUSTER_CIDR = "10.244.0.0/16"
 CLUSTER_DOMAIN = "cluster.local"
+# kube-system ConfigMap where the API server publishes the cluster's address ranges.
+CLUSTER_CONFIG = "pocketkube-config"
 
 
 def default_data_dir() -> Path:

@@ -142,7 +142,7 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None,
     registry = Registry(backend, config.service_cidr)
     await registry.start()
     advertise = _advertise(config.bind_address)
-    await registry.bootstrap(advertise, config.port)
+    await registry.bootstrap(advertise, config.port, config.cluster_cidr)
     tokens = TokenAuthority(paths.sa_key, paths.sa_pub)
     address = f"{advertise}:{config.port}"
     app = build_app(registry, tokens, _health(registry, health), address)

@@ -7,7 +7,9 @@ server, only the static pods of its manifest directory — kubelet's standalone 
 
 The API server's CA comes from --ca-file, the kubeconfig, or (with a token) the
 `kube-root-ca.crt` ConfigMap read once without verification — trust on first use, like
-`kubeadm join --discovery-token-unsafe-skip-ca-verification`.
+`kubeadm join --discovery-token-unsafe-skip-ca-verification`. Joined to a cluster, the node also
+runs its service proxy and cluster DNS (unless --disable), on the address ranges the cluster
+publishes in kube-system/pocketkube-config.
 """
 
 from __future__ import annotations
@@ -24,9 +26,16 @@ from typing import Any
 import aiohttp
 
 from pocketkube.cli.instance import Instance
+from pocketkube.cli.nodeparts import (
+    cluster_ranges,
+    disable_list,
+    remember_service_range,
+    run_beside,
+    upstream_list,
+)
 from pocketkube.client.rest import ApiClient, ClientConfig
 from pocketkube.components.signals import run_until_signalled
-from pocketkube.config import default_data_dir
+from pocketkube.config import ServerConfig, default_data_dir
 
 log = logging.getLogger("pocketkube.agent")
 DEFAULT_PORT = 10250
@@ -52,6 +61,16 @@ def add_parser(sub: argparse._SubParsersAction, log_levels: tuple[str, ...]) -> 
     p.add_argument("--pod-manifest-path", type=Path, default=None,
                    help="static pod manifests (default <data-dir>/manifests)")
     p.add_argument("--log-level", choices=log_levels, default="info")
+    p.add_argument("--disable", type=disable_list, default=[], metavar="PART[,PART]",
+                   help="parts of the node not to run beside the agent: proxy, cluster-dns")
+    p.add_argument("--dns-upstream", type=upstream_list, default=None,
+                   metavar="IP[:PORT][,…]|none",
+                   help="where this node's cluster DNS forwards other names (default: this "
+                   "host's resolv.conf nameservers)")
+    p.add_argument("--container-log-max-size", default="10Mi",
+                   help="rotate a container's log past this size (default 10Mi)")
+    p.add_argument("--container-log-max-files", type=int, default=5,
+                   help="log files kept per container, the live one included (default 5)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         root=data / "agent", images_root=data / "images",
         node_name=(args.node_name or socket.gethostname()).lower(), node_ip=args.node_ip,
         runtime=args.runtime, port=args.port, bind=args.bind_address,
-        manifests=args.pod_manifest_path or data / "manifests")
+        manifests=args.pod_manifest_path or data / "manifests",
+        container_log_max_size=args.container_log_max_size,
+        container_log_max_files=args.container_log_max_files)
     if not (args.server or args.kubeconfig):
         from pocketkube.kubelet.standalone import run_standalone
 
@@ -73,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError, StopIteration) as e:
         log.error("cannot reach the cluster: %s", e)
         return 1
-    return asyncio.run(_signalled(_run(client_config, config)))
+    return asyncio.run(_signalled(_run(client_config, config, args)))
 
 
 def _client_config(args: argparse.Namespace) -> ClientConfig:
@@ -112,13 +133,20 @@ async def _signalled(coro: Coroutine[Any, Any, Any]) -> int:
     return await run_until_signalled(asyncio.create_task(coro), log, "node agent")
 
 
-async def _run(client_config: ClientConfig, config: object) -> None:
+async def _run(client_config: ClientConfig, config: Any, args: argparse.Namespace) -> None:
+    """The agent with this node's service proxy and cluster DNS, on the cluster's ranges."""
     from pocketkube.kubelet.agent import Agent
 
     client = ApiClient(client_config)
     try:
-        if getattr(config, "client_ca", None) is None:
-            config.client_ca = client_config.ca_file  # type: ignore[attr-defined]
-        await Agent(client, config).run()  # type: ignore[arg-type]
+        if config.client_ca is None:
+            config.client_ca = client_config.ca_file
+        pods, services = await cluster_ranges(client)
+        config.service_cidr = services
+        remember_service_range(config.root, services)
+        cluster = ServerConfig(data_dir=config.root.parent, service_cidr=services,
+                               cluster_cidr=pods)
+        await run_beside(client, Agent(client, config), config.node_name, cluster,
+                         args.disable, args.dns_upstream)
     finally:
         await client.close()

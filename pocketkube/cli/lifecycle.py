@@ -23,6 +23,7 @@ from rich.markup import escape
 
 from pocketkube.cli.apiclient import ApiClient
 from pocketkube.cli.instance import Instance, Options, terminate
+from pocketkube.cli.nodeparts import remembered_service_range
 from pocketkube.cli.progress import StepFailed, Steps
 from pocketkube.cli.server import prepare
 from pocketkube.config import default_data_dir
@@ -107,7 +108,9 @@ def delete(instance: Instance, out: Console, err: Console, timeout: float = 30.0
         return 1
     stop(instance, out, timeout)
     if (instance.data_dir / "agent").exists():
-        _remove_node(instance.data_dir, instance.options().service_cidr, err)
+        service_cidr = remembered_service_range(instance.data_dir / "agent",
+                                                instance.options().service_cidr)
+        _remove_node(instance.data_dir, service_cidr, err)
     name = instance.name
     if remove_from_user_kubeconfig(name):
         out.print(f"Removed context {escape(name)} from your kubeconfig")

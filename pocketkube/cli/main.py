@@ -9,7 +9,6 @@ agent for a cluster elsewhere (cli/agent.py); `image` manages the node's images 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import sys
@@ -20,6 +19,7 @@ from rich.console import Console
 from pocketkube import __version__
 from pocketkube.cli import lifecycle, ranges, status
 from pocketkube.cli.instance import Instance
+from pocketkube.cli.nodeparts import disable_list, upstream_list
 from pocketkube.cli.server import run_server
 from pocketkube.config import default_data_dir
 
@@ -59,34 +59,6 @@ def positive(value: str) -> int:
     if n == 0:
         raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
     return n
-
-
-DISABLEABLE = ("proxy", "cluster-dns")
-
-
-def disable_list(value: str) -> list[str]:
-    parts = [p.strip() for p in value.split(",") if p.strip()]
-    unknown = [p for p in parts if p not in DISABLEABLE]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"cannot disable {', '.join(unknown)}: one of {', '.join(DISABLEABLE)}")
-    return parts
-
-
-def upstream_list(value: str) -> list[str]:
-    if value.strip() == "none":
-        return []
-    out = []
-    for item in (v.strip() for v in value.split(",") if v.strip()):
-        host, _, port_text = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
-        try:
-            ipaddress.ip_address(host or item)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{item!r} is not an IP address[:port]") from None
-        if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
-            raise argparse.ArgumentTypeError(f"{item!r}: bad port")
-        out.append(item)
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:

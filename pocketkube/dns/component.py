@@ -101,7 +101,11 @@ class ClusterDns:
 
     def _ours(self, obj: Obj) -> bool:
         meta = obj["metadata"]
-        return meta.get("namespace") == publish.NAMESPACE and meta["name"] == publish.SERVICE
+        if meta.get("namespace") != publish.NAMESPACE:
+            return False
+        if obj.get("kind") == "EndpointSlice" or "addressType" in obj:
+            return meta["name"] == publish.slice_name(self.options.node_name)
+        return meta["name"] == publish.SERVICE
 
     def _service_gone(self, obj: Obj) -> None:
         self.view.delete_service(obj)
@@ -153,7 +157,8 @@ class ClusterDns:
         if not self.published:
             try:
                 await publish.publish(self.client, self.cluster_ip, ip, self.port,
-                                      self.options.node_name)
+                                      self.options.node_name,
+                                      ((node or {}).get("metadata") or {}).get("uid", ""))
                 self.published = True
             except Exception as e:
                 self._failed(f"publishing {publish.NAMESPACE}/{publish.SERVICE}: {e}")

@@ -1,8 +1,12 @@
 """The objects that make cluster DNS reachable at its well-known address: the `kube-dns` Service
 in kube-system (cluster IP = the tenth address of the service range, the nameserver every pod's
-resolv.conf names), with the labels kubeadm's CoreDNS addon gives it, no selector, and an
-Endpoints plus an EndpointSlice of our own pointing at the address and port this server bound,
-so the service proxy routes the cluster IP here.
+resolv.conf names), with the labels kubeadm's CoreDNS addon gives it and no selector; an
+EndpointSlice per node (`kube-dns-<node>`, owned by the Node so it goes with it) pointing at the
+address and port that node's DNS server bound; and the Endpoints, gathered from those slices.
+
+Every node runs its own DNS server, and the Service's internalTrafficPolicy is Local: each
+node's service proxy sends the cluster IP to the server on the same node, so lookups never
+depend on reaching another machine (what NodeLocal DNSCache gives a kube cluster).
 
 `kubectl cluster-info` lists every kube-system Service labelled
 kubernetes.io/cluster-service=true under its kubernetes.io/name label ("CoreDNS is running
@@ -11,6 +15,8 @@ at …/services/kube-dns:dns/proxy").
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import ipaddress
 import logging
 from typing import Any
@@ -24,6 +30,7 @@ Obj = dict[str, Any]
 NAMESPACE = "kube-system"
 SERVICE = "kube-dns"
 MANAGED_BY = "pocketkube-dns"
+LOCAL = "Local"
 LABELS = {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true",
           "kubernetes.io/name": "CoreDNS"}
 
@@ -52,23 +59,44 @@ def service_object(cluster_ip: str, port: int) -> Obj:
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": dict(LABELS)},
             "spec": {"type": "ClusterIP", "clusterIP": cluster_ip, "sessionAffinity": "None",
-                     "ports": _ports(port, target=True)}}
+                     "internalTrafficPolicy": LOCAL, "ports": _ports(port, target=True)}}
 
 
-def endpoints_object(ip: str, port: int, node: str) -> Obj:
+def endpoints_object(slices: list[Obj]) -> Obj:
+    """The Endpoints of every node's DNS server, from their EndpointSlices."""
     labels = {**LABELS, "endpointslice.kubernetes.io/skip-mirror": "true"}
+    by_ports: dict[str, tuple[list[Obj], list[Obj]]] = {}
+    for sl in sorted(slices, key=lambda o: o["metadata"]["name"]):
+        ports = [{k: p[k] for k in ("name", "protocol", "port")} for p in sl.get("ports") or []]
+        key = repr(ports)
+        addresses = by_ports.setdefault(key, ([], ports))[0]
+        for ep in sl.get("endpoints") or []:
+            addresses += [{"ip": a, "nodeName": ep.get("nodeName", "")}
+                          for a in ep.get("addresses") or []]
+    subsets = [{"addresses": addrs, "ports": ports} for addrs, ports in by_ports.values()]
     return {"apiVersion": "v1", "kind": "Endpoints",
             "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": labels},
-            "subsets": [{"addresses": [{"ip": ip, "nodeName": node}],
-                         "ports": _ports(port, target=False)}]}
+            "subsets": subsets}
 
 
-def slice_object(ip: str, port: int, node: str) -> Obj:
+def slice_name(node: str) -> str:
+    """`kube-dns-<node>`, shortened with a hash when a long node name would not fit."""
+    name = f"{SERVICE}-{node}"
+    if len(name) <= 253:
+        return name
+    digest = hashlib.sha256(node.encode()).hexdigest()[:10]
+    return f"{name[:242]}-{digest}"
+
+
+def slice_object(ip: str, port: int, node: str, node_uid: str = "") -> Obj:
     family = "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
     labels = {**LABELS, "kubernetes.io/service-name": SERVICE,
               "endpointslice.kubernetes.io/managed-by": MANAGED_BY}
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": labels},
+    meta: Obj = {"name": slice_name(node), "namespace": NAMESPACE, "labels": labels}
+    if node_uid:
+        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": node,
+                                    "uid": node_uid}]
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": meta,
             "addressType": family,
             "endpoints": [{"addresses": [ip], "nodeName": node,
                            "conditions": {"ready": True, "serving": True,
@@ -84,21 +112,25 @@ def _differs(cur: Obj, want: Obj, fields: tuple[str, ...]) -> bool:
 
 
 async def _upsert(client: ApiClient, r: Any, want: Obj, fields: tuple[str, ...]) -> None:
+    name = want["metadata"]["name"]
     try:
-        cur = await client.get(r, SERVICE, NAMESPACE)
+        cur = await client.get(r, name, NAMESPACE)
     except errors.StatusError as e:
         if e.code != 404:
             raise
         await client.create(r, want, NAMESPACE)
-        log.info("created %s %s/%s", want["kind"], NAMESPACE, SERVICE)
+        log.info("created %s %s/%s", want["kind"], NAMESPACE, name)
         return
-    if not _differs(cur, want, fields):
+    if not _differs(cur, want, fields) and (cur["metadata"].get("ownerReferences") or []) == \
+            (want["metadata"].get("ownerReferences") or []):
         return
     new = {**cur, **{f: want[f] for f in fields}}
     new["metadata"] = {**cur["metadata"], "labels": {
         **(cur["metadata"].get("labels") or {}), **want["metadata"]["labels"]}}
+    if "ownerReferences" in want["metadata"]:
+        new["metadata"]["ownerReferences"] = want["metadata"]["ownerReferences"]
     await client.update(r, new)
-    log.info("updated %s %s/%s", want["kind"], NAMESPACE, SERVICE)
+    log.info("updated %s %s/%s", want["kind"], NAMESPACE, name)
 
 
 async def ensure_service(client: ApiClient, cluster_ip: str, port: int) -> None:
@@ -123,18 +155,33 @@ async def ensure_service(client: ApiClient, cluster_ip: str, port: int) -> None:
              for p in spec.get("ports") or []]
     labels = cur["metadata"].get("labels") or {}
     if ports == want["spec"]["ports"] and "selector" not in spec and \
+            spec.get("internalTrafficPolicy") == LOCAL and \
             all(labels.get(k) == v for k, v in LABELS.items()):
         return
     new = {**cur, "spec": {**{k: v for k, v in spec.items() if k != "selector"},
-                           "ports": want["spec"]["ports"]}}
+                           "ports": want["spec"]["ports"], "internalTrafficPolicy": LOCAL}}
     new["metadata"] = {**cur["metadata"], "labels": {**labels, **LABELS}}
     await client.update(SERVICES, new)
     log.info("updated Service %s/%s", NAMESPACE, SERVICE)
 
 
-async def publish(client: ApiClient, cluster_ip: str, ip: str, port: int, node: str) -> None:
-    """The Service, its Endpoints and its EndpointSlice, for this server at ip:port."""
+async def publish(client: ApiClient, cluster_ip: str, ip: str, port: int, node: str,
+                  node_uid: str = "") -> None:
+    """The Service, this node's EndpointSlice (this server at ip:port) and the Endpoints."""
     await ensure_service(client, cluster_ip, port)
-    await _upsert(client, ENDPOINTS, endpoints_object(ip, port, node), ("subsets",))
-    await _upsert(client, SLICES, slice_object(ip, port, node),
+    await _upsert(client, SLICES, slice_object(ip, port, node, node_uid),
                   ("addressType", "endpoints", "ports"))
+    await refresh_endpoints(client)
+
+
+async def refresh_endpoints(client: ApiClient) -> None:
+    """Gather every node's kube-dns slice into the Endpoints (kubectl get endpoints)."""
+    listed = await client.list(SLICES, NAMESPACE, labelSelector=(
+        f"kubernetes.io/service-name={SERVICE},"
+        f"endpointslice.kubernetes.io/managed-by={MANAGED_BY}"))
+    ours = [s for s in listed.get("items") or [] if s["metadata"]["name"] != SERVICE]
+    await _upsert(client, ENDPOINTS, endpoints_object(ours), ("subsets",))
+    if len(ours) != len(listed.get("items") or []):
+        # The single slice of earlier pocketkube versions, replaced by the per-node ones.
+        with contextlib.suppress(errors.StatusError):
+            await client.delete(SLICES, SERVICE, NAMESPACE)

@@ -9,6 +9,7 @@ from typing import Any
 
 from pocketkube.api import errors
 from pocketkube.api.resources import TABLE, Resource, ResourceTable
+from pocketkube.config import CLUSTER_CONFIG
 from pocketkube.registry.codec import decode
 from pocketkube.registry.converting import ConvertingStore
 from pocketkube.registry.priority import system_classes
@@ -83,9 +84,12 @@ class Registry:
                 f"new content in namespace {ns} because it is being terminated")
 
     # -- bootstrap ------------------------------------------------------------------------------
-    async def bootstrap(self, address: str = "127.0.0.1", port: int = 6443) -> None:
-        """Objects every cluster has: the system namespaces, and the `kubernetes` Service with
-        its Endpoints and EndpointSlice pointing at this API server."""
+    async def bootstrap(self, address: str = "127.0.0.1", port: int = 6443,
+                        cluster_cidr: str = "") -> None:
+        """Objects every cluster has: the system namespaces, the `kubernetes` Service with
+        its Endpoints and EndpointSlice pointing at this API server, and the cluster's address
+        ranges in kube-system/pocketkube-config, which node agents joining from other machines
+        read (as `kubeadm join` reads kubeadm-config)."""
         ctx = Context(field_manager="kube-apiserver")
         nss = self.store("", "namespaces")
         for ns in BOOTSTRAP_NAMESPACES:
@@ -114,6 +118,14 @@ class Registry:
                "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
                "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
         await self.upsert(self.store("discovery.k8s.io", "endpointslices"), "default", eps, ctx)
+        data = {"serviceSubnet": self.service_cidr, "clusterDomain": "cluster.local"}
+        if cluster_cidr:
+            data["podSubnet"] = cluster_cidr
+        config = {"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": CLUSTER_CONFIG, "namespace": "kube-system",
+                               "labels": {}},
+                  "data": data}
+        await self.upsert(self.store("", "configmaps"), "kube-system", config, ctx)
         for pc in system_classes():
             await self.ensure(self.store("scheduling.k8s.io", "priorityclasses"), None, pc, ctx)
 

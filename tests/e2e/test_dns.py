@@ -136,8 +136,9 @@ def node_ip(cluster: Cluster) -> str:
 
 def server_address(cluster: Cluster) -> tuple[str, int]:
     """Where the published kube-dns endpoints say DNS answers."""
-    proc = cluster.kubectl("get", "endpointslice", "kube-dns", "-n", "kube-system", "-o",
-                           "json", check=False)
+    node = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"][0]
+    proc = cluster.kubectl("get", "endpointslice", f"kube-dns-{node['metadata']['name']}",
+                           "-n", "kube-system", "-o", "json", check=False)
     if proc.returncode != 0:
         return "", 0
     s = json.loads(proc.stdout)

@@ -37,9 +37,32 @@ def test_endpoints_and_slice_point_at_the_bound_address() -> None:
     assert eps["endpoints"][0]["conditions"]["ready"] is True
     assert {p["port"] for p in eps["ports"]} == {5353}
     assert publish.slice_object("fd00::1", 53, "node-a")["addressType"] == "IPv6"
-    ep = publish.endpoints_object("10.150.0.1", 5353, "node-a")
+    assert eps["metadata"]["name"] == "kube-dns-node-a"
+    assert "ownerReferences" not in eps["metadata"]
+    owned = publish.slice_object("10.150.0.1", 5353, "node-a", "uid-a")["metadata"]
+    assert owned["ownerReferences"] == [{"apiVersion": "v1", "kind": "Node", "name": "node-a",
+                                         "uid": "uid-a"}]
+
+
+def test_endpoints_gather_every_nodes_server() -> None:
+    slices = [publish.slice_object("10.150.1.1", 53, "node-b"),
+              publish.slice_object("10.150.0.1", 53, "node-a")]
+    ep = publish.endpoints_object(slices)
     assert ep["metadata"]["labels"]["endpointslice.kubernetes.io/skip-mirror"] == "true"
-    assert ep["subsets"][0]["addresses"] == [{"ip": "10.150.0.1", "nodeName": "node-a"}]
+    assert ep["subsets"] == [{
+        "addresses": [{"ip": "10.150.0.1", "nodeName": "node-a"},
+                      {"ip": "10.150.1.1", "nodeName": "node-b"}],
+        "ports": [{"name": "dns", "protocol": "UDP", "port": 53},
+                  {"name": "dns-tcp", "protocol": "TCP", "port": 53}]}]
+    assert publish.endpoints_object([])["subsets"] == []
+    long_name = "n" * 250
+    name = publish.slice_name(long_name)
+    assert len(name) == 253 and name != publish.slice_name("n" * 251)
+
+
+def test_each_node_answers_its_own_pods() -> None:
+    svc = publish.service_object("10.96.0.10", 53)
+    assert svc["spec"]["internalTrafficPolicy"] == "Local"
 
 
 def test_internal_ip_of_a_node() -> None:
