@@ -160,17 +160,19 @@ def cleanup(paths: ConmonPaths, container_id: str) -> None:
         path.unlink(missing_ok=True)
 
 
+def _control(bundle: Path, event: int, a: int = 0, b: int = 0) -> None:
+    """One message on conmon's control fifo ("<event> <arg> <arg>\\n"); OSError when nobody
+    reads it (conmon is gone)."""
+    fd = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, f"{event} {a} {b}\n".encode())
+    finally:
+        os.close(fd)
+
+
 async def resize(bundle: Path, width: int, height: int) -> None:
     """Resize the container's pty through conmon's control fifo."""
-
-    def write() -> None:
-        fd = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK)
-        try:
-            os.write(fd, f"{WIN_RESIZE_EVENT} {height} {width}\n".encode())
-        finally:
-            os.close(fd)
-
-    await asyncio.to_thread(write)
+    await asyncio.to_thread(_control, bundle, WIN_RESIZE_EVENT, height, width)
 
 
 async def reopen_log(bundle: Path, log_path: Path) -> None:
@@ -183,11 +185,7 @@ async def reopen_log(bundle: Path, log_path: Path) -> None:
 
     def write() -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK)
-        try:
-            os.write(fd, f"{REOPEN_LOGS_EVENT} 0 0\n".encode())
-        finally:
-            os.close(fd)
+        _control(bundle, REOPEN_LOGS_EVENT)
 
     await asyncio.to_thread(write)
     loop = asyncio.get_running_loop()
