@@ -10,6 +10,7 @@ removes them (`pocketkube proxy --cleanup`, cluster deletion).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -43,6 +44,7 @@ class ProxyOptions:
     localhost_nodeports: bool = True
     nodeport_addresses: list[str] | None = None  # None: every local address
     masquerade_all: bool = False
+    canary_interval: float = 10.0  # seconds between checks that nobody flushed the tables
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> ProxyOptions:
@@ -96,10 +98,21 @@ class Proxy:
             return False, f"{text}; last sync failed: {t.last_error}"
         return True, text
 
+    async def _watch_canary(self, proxier: IptablesProxier) -> None:
+        while True:
+            await asyncio.sleep(self.options.canary_interval)
+            if not await proxier.tables_intact():
+                self.tracker.request_sync()
+
     async def run(self) -> None:
+        canary = None
+        if isinstance(self.proxier, IptablesProxier):
+            canary = asyncio.create_task(self._watch_canary(self.proxier))
         try:
             await self.tracker.run()
         finally:
+            if canary is not None:
+                canary.cancel()
             if isinstance(self.proxier, UserspaceProxier):
                 await self.proxier.close()
             else:

@@ -98,6 +98,18 @@ async def read_state(chains: Chains = KUBE) -> tuple[list[Jump], set[str]]:
     return missing_jumps(saved, chains), set(owned(saved["nat"], chains.top_level("nat")))
 
 
+async def canary_present(chains: Chains) -> bool:
+    """Whether the proxy's canary chains are still there: kube-proxy's check that nobody
+    (a firewall reload, `iptables -F -X`) flushed the tables under it."""
+    for table in ("nat", "filter"):
+        proc = await asyncio.create_subprocess_exec(
+            "iptables", "-w", "5", "-t", table, "-S", chains.canary,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        if await proc.wait() != 0:
+            return False
+    return True
+
+
 def read_sysctl(name: str) -> str | None:
     try:
         return (SYSCTL_ROOT / name).read_text().strip()

@@ -5,8 +5,10 @@ Before the first sync (and after a failed one, or on the periodic full resync) i
 tables once to learn which jump rules are missing and which of its old service chains exist
 (its own cluster's only: iptables.owned), so stale chains are deleted and the jumps are
 inserted in the same transaction; in between it remembers the chains it wrote itself and runs
-no `iptables-save` at all. After each applied sync it deletes stale UDP conntrack entries
-(conntrack.py) and serves the health-check node ports of Local load balancers (healthcheck.py).
+no `iptables-save` at all. Empty KUBE-PROXY-CANARY chains tell it when someone deleted its
+chains (`tables_intact`), as in kube-proxy. After each applied sync it deletes stale UDP
+conntrack entries (conntrack.py) and serves the health-check node ports of Local load
+balancers (healthcheck.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class IptablesProxier:
         self.health = health or ServiceHealthServer(node.name)
         self._applied: list[tuple[ServicePort, list[Endpoint]]] = []  # the last sync's input
         self.chains = Chains(node.tag)
+        self.node = replace(node, canary=True)
         self._known_chains: set[str] | None = None  # None: read the tables first
         self._last_full = 0.0
         self.rules: RuleSet | None = None
@@ -46,6 +49,14 @@ class IptablesProxier:
     def node_info(self, snap: Snapshot) -> NodeInfo:
         return replace(self.node, ip=self.node.ip or snap.node_ip,
                        zone=self.node.zone or snap.node_zone)
+
+    async def tables_intact(self) -> bool:
+        """False (and the next sync reads the tables again) when the canary chains are gone."""
+        if self._known_chains is None or await iptables.canary_present(self.chains):
+            return True
+        log.warning("the proxy's iptables chains were flushed; rewriting them")
+        self._known_chains = None
+        return False
 
     async def sync(self, snap: Snapshot) -> None:
         start = time.monotonic()

@@ -40,6 +40,7 @@ class NodeInfo:
     conntrack_tcp_liberal: bool = False
     random_fully: bool = True
     tag: str = ""  # the cluster's chain tag (tag_for(service range))
+    canary: bool = False  # also write the KUBE-PROXY-CANARY chains (iptables.canary_present)
 
 
 @dataclass
@@ -82,6 +83,10 @@ def build(services: list[tuple[ServicePort, list[Endpoint]]], node: NodeInfo,
     rs = RuleSet()
     rs.filter_chains = [f":{name} - [0:0]" for name in c.filter]
     rs.nat_chains = [f":{name} - [0:0]" for name in c.nat]
+    if node.canary:
+        # Empty chains whose disappearance tells the proxy someone flushed the tables.
+        rs.filter_chains.append(f":{c.canary} - [0:0]")
+        rs.nat_chains.append(f":{c.canary} - [0:0]")
     nat, flt = rs.nat_rules, rs.filter_rules
     mark = f"{MASQ_MARK}/{MASQ_MARK}"
     nat.append(_line("-A", c.postrouting, "-m mark ! --mark", mark, "-j RETURN"))

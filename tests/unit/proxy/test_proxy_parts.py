@@ -245,3 +245,13 @@ def test_deleting_one_cluster_leaves_the_other_clusters_rules() -> None:
     removed = {line.split()[1] for line in everything.splitlines() if line.startswith("-X ")}
     assert removed == theirs.active_nat_chains | set(other.nat) | mine.active_nat_chains | \
         set(KUBE.nat)
+
+
+def test_canary_chains_are_written_and_cleaned_up() -> None:
+    rs = build([], NodeInfo("n1", canary=True))
+    assert ":KUBE-PROXY-CANARY - [0:0]" in rs.nat_chains
+    assert ":KUBE-PROXY-CANARY - [0:0]" in rs.filter_chains
+    assert ":KUBE-PROXY-CANARY - [0:0]" not in build([], NodeInfo("n1")).nat_chains
+    saved = "*nat\n:PREROUTING ACCEPT [0:0]\n" + "\n".join(rs.nat_chains) + "\nCOMMIT\n"
+    text = cleanup_input({"nat": saved, "filter": ""}, KUBE)
+    assert "-X KUBE-PROXY-CANARY" in text.splitlines()
