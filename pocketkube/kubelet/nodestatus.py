@@ -1,9 +1,8 @@
 """The node agent's Node object (kube's pkg/kubelet/kubelet_node_status.go and
 nodestatus/setters.go): registering the Node, reporting capacity, allocatable, addresses,
-nodeInfo, the images in the node's image store and the four conditions every 10 s when
-something changed (or once a minute regardless), keeping the heartbeat Lease, and waiting for
-node IPAM to give the node its pod CIDR. A restarted agent reuses its Node: labels are
-reconciled and the status is patched.
+nodeInfo and the four conditions every 10 s when something changed (or once a minute
+regardless), keeping the heartbeat Lease, and waiting for node IPAM to give the node its pod
+CIDR. A restarted agent reuses its Node: labels are reconciled and the status is patched.
 """
 
 from __future__ import annotations
@@ -26,9 +25,7 @@ from pocketkube.kubelet.eviction import (
     binary_si,
     existing,
 )
-from pocketkube.kubelet.images.store import ImageStore
 from pocketkube.kubelet.lease import NodeLease
-from pocketkube.kubelet.runtime.interface import Image
 
 log = logging.getLogger("pocketkube.kubelet.nodestatus")
 
@@ -38,8 +35,6 @@ KUBELET_VERSION = "v1.32.0"
 UPDATE_INTERVAL = 10.0  # nodeStatusUpdateFrequency
 REPORT_INTERVAL = 60.0  # a status write even when nothing changed
 MAX_PODS = 110
-MAX_IMAGES = 50  # nodeStatusMaxImages
-MAX_NAMES_PER_IMAGE = 5  # MaxNamesPerImageInNodeStatus
 ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
           "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
 # (type, reason and message when False, when True), in the kubelet's order.
@@ -117,18 +112,10 @@ def node_info(runtime_version: str) -> dict[str, str]:
     }
 
 
-def node_images(images: list[Image], limit: int = MAX_IMAGES) -> list[Obj]:
-    """status.images as the kubelet's Images setter writes it: the largest images first (ties
-    by id, descending), at most `limit`, each with up to five names, digests before tags."""
-    ordered = sorted(images, key=lambda i: (i.size, i.id), reverse=True)[:limit]
-    return [{"names": [*i.repo_digests, *i.repo_tags][:MAX_NAMES_PER_IMAGE],
-             "sizeBytes": i.size} for i in ordered]
-
-
 class NodeStatus:
     def __init__(self, client: ApiClient, node_name: str, *, runtime_version: str,
                  kubelet_port: int, node_ip: str, labels: dict[str, str], root: Path,
-                 clock: Clock, images_root: Path | None = None) -> None:
+                 clock: Clock) -> None:
         self.client = client
         self.node_name = node_name
         self.runtime_version = runtime_version
@@ -137,8 +124,6 @@ class NodeStatus:
         self.labels = dict(labels)
         self.root = root
         self.clock = clock
-        # The agent keeps its images beside its own directory (<data-dir>/images).
-        self.images = ImageStore(images_root or root.parent / "images")
         self.lease = NodeLease(client, node_name, clock=clock)
         self.node: Obj | None = None
         self.writes = 0  # status patches sent
@@ -181,9 +166,6 @@ class NodeStatus:
             "capacity": capacity(memory, storage),
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
             "nodeInfo": node_info(self.runtime_version),
-            # None (omitted, or removed by the patch) when there are none, as the kubelet's
-            # nil list.
-            "images": node_images(self.images.images()) or None,
         }
 
     def conditions(self, old: list[Obj], now: str) -> list[Obj]:
@@ -217,8 +199,7 @@ class NodeStatus:
                              "annotations": {
                                  "volumes.kubernetes.io/controller-managed-attach-detach":
                                      "true"}},
-                "spec": {}, "status": {**{k: v for k, v in facts.items() if v is not None},
-                                       "conditions": self.conditions([], now)}}
+                "spec": {}, "status": {**facts, "conditions": self.conditions([], now)}}
         try:
             node = await self.client.create(NODES, body)
             log.info("registered node %s", self.node_name)

@@ -1,8 +1,7 @@
 """The scheduler's view of the cluster: every node with the pods on it and their summed
 requests (NodeInfo), kept up to date incrementally from the informers, plus pods the scheduler
 has assumed onto a node but whose binding the API has not confirmed yet (kube's
-`internal/cache`), and which nodes hold which container images (status.images, for
-ImageLocality).
+`internal/cache`).
 
 Scheduling cycles run without awaiting, so within a cycle this cache *is* the snapshot: plugins
 read it directly and no per-cycle copy is made. `node_list` is the snapshot's node order, rebuilt
@@ -84,7 +83,7 @@ class NodeInfo:
 
     __slots__ = ("name", "node", "labels", "taints", "unschedulable", "allocatable",
                  "requested", "non0_cpu", "non0_mem", "pods", "used_ports", "affinity_pods",
-                 "generation", "images", "raw_images")
+                 "generation")
 
     def __init__(self, name: str, node: Obj | None = None) -> None:
         self.name = name
@@ -100,8 +99,6 @@ class NodeInfo:
         self.used_ports: dict[tuple[str, str, int], int] = {}
         self.affinity_pods = 0  # pods here with pod (anti-)affinity terms
         self.generation = 0
-        self.images: frozenset[str] = frozenset()  # every name in status.images
-        self.raw_images: list[Obj] = []
         if node is not None:
             self.set_node(node)
 
@@ -149,19 +146,7 @@ class NodeInfo:
         c.pods = dict(self.pods)
         c.used_ports = dict(self.used_ports)
         c.affinity_pods = self.affinity_pods
-        c.images = self.images
         return c
-
-
-class ImageState:
-    """One image name across the cluster (kube's imageState): its size as the first node to
-    report it gave it, and the nodes that have it."""
-
-    __slots__ = ("size", "nodes")
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.nodes: set[str] = set()
 
 
 class Cache:
@@ -172,7 +157,6 @@ class Cache:
         self.assumed: set[str] = set()
         self.affinity_pods = 0  # pods with (anti-)affinity on any node
         self.namespace_labels: dict[str, dict[str, str]] = {}
-        self.images: dict[str, ImageState] = {}  # image name -> where it is
         # Set by the scheduler: a pod's default (system) topology spread constraints.
         self.default_spread: Callable[[PodInfo], list[Obj]] | None = None
 
@@ -194,37 +178,13 @@ class Cache:
             if ni.node is None:
                 self._list = None
             ni.set_node(node)
-        self._set_images(ni, (node.get("status") or {}).get("images") or [])
         return ni
-
-    def _set_images(self, ni: NodeInfo, images: list[Obj]) -> None:
-        """kube's addNodeImageStates/removeNodeImageStates; skipped when a status update
-        leaves the list as it was (the common heartbeat)."""
-        if images == ni.raw_images:
-            return
-        for name in ni.images:
-            st = self.images.get(name)
-            if st is not None:
-                st.nodes.discard(ni.name)
-                if not st.nodes:
-                    del self.images[name]
-        names: set[str] = set()
-        for image in images:
-            for name in image.get("names") or []:
-                st = self.images.get(name)
-                if st is None:
-                    st = self.images[name] = ImageState(int(image.get("sizeBytes") or 0))
-                st.nodes.add(ni.name)
-                names.add(name)
-        ni.images = frozenset(names)
-        ni.raw_images = images
 
     def remove_node(self, name: str) -> None:
         ni = self.nodes.get(name)
         if ni is None:
             return
         self._list = None
-        self._set_images(ni, [])
         if ni.pods:
             ni.node = None  # keep its pods' accounting until they go
         else:

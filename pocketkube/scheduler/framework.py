@@ -6,13 +6,6 @@ normalize, and the node-count heuristics (percentageOfNodesToScore, round-robin 
 Filters return None for "fits" (the common case, and cheaper than a status object) or a Status
 carrying kube's reasons; FitError turns the per-node statuses into kube's FailedScheduling
 message.
-
-Plugins whose pre_filter state counts pods on other nodes keep it right through add_pod and
-remove_pod (kube's PreFilterExtensions): preemption's dry runs remove and give back victims
-with them, and a node with pods nominated to it (pods that preempted and wait for the room) is
-filtered twice as kube's RunFilterPluginsWithNominatedPods does: once with the nominated pods of
-at least the incoming pod's priority added to the node and to that state, once without; it
-fits only if both pass.
 """
 
 from __future__ import annotations
@@ -51,21 +44,12 @@ class Status:
 
 
 class CycleState(dict[str, Any]):
-    """Per-pod data plugins computed in pre_filter/pre_score, by plugin name. Values that
-    add_pod/remove_pod change have a clone() method; the others are never mutated."""
+    """Per-pod data plugins computed in pre_filter/pre_score, by plugin name."""
 
     def __init__(self) -> None:
         super().__init__()
         self.skip_filter: set[str] = set()
         self.skip_score: set[str] = set()
-
-    def clone(self) -> CycleState:
-        c = CycleState()
-        for k, v in self.items():
-            c[k] = v.clone() if hasattr(v, "clone") else v
-        c.skip_filter = set(self.skip_filter)
-        c.skip_score = set(self.skip_score)
-        return c
 
 
 class Plugin:
@@ -78,14 +62,6 @@ class Plugin:
         return None
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
-        return None
-
-    # PreFilterExtensions: `other` was just added to (removed from) `node`.
-    def add_pod(self, state: CycleState, pod: PodInfo, other: PodInfo, node: NodeInfo) -> None:
-        return None
-
-    def remove_pod(self, state: CycleState, pod: PodInfo, other: PodInfo,
-                   node: NodeInfo) -> None:
         return None
 
     def filter_all(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
@@ -184,7 +160,6 @@ class Framework:
                  rng: random.Random | None = None) -> None:
         self.plugins = list(plugins)
         self.by_name = {p.name: p for p in self.plugins}
-        self.extensions = [p for p in self.plugins if type(p).add_pod is not Plugin.add_pod]
         self.percentage = percentage_of_nodes_to_score
         self.next_start = 0
         self.rng = rng or random.Random()
@@ -215,44 +190,6 @@ class Framework:
                 return st
         return None
 
-    def run_add_pod(self, state: CycleState, pod: PodInfo, other: PodInfo,
-                    node: NodeInfo) -> None:
-        for p in self.extensions:
-            if p.name not in state.skip_filter:
-                p.add_pod(state, pod, other, node)
-
-    def run_remove_pod(self, state: CycleState, pod: PodInfo, other: PodInfo,
-                       node: NodeInfo) -> None:
-        for p in self.extensions:
-            if p.name not in state.skip_filter:
-                p.remove_pod(state, pod, other, node)
-
-    def add_nominated(self, state: CycleState, pod: PodInfo, node: NodeInfo,
-                      nominated: list[PodInfo]) -> tuple[CycleState, NodeInfo] | None:
-        """kube's addGENominatedPods: copies of the state and the node with the nominated
-        pods of at least the pod's priority added, or None when there are none."""
-        extra = [p for p in nominated if p.priority >= pod.priority and p.uid != pod.uid
-                 and p.uid not in node.pods]
-        if not extra:
-            return None
-        state, node = state.clone(), node.clone()
-        for p in extra:
-            node.add_pod(p)
-            self.run_add_pod(state, pod, p, node)
-        return state, node
-
-    def run_filters_with_nominated(self, state: CycleState, pod: PodInfo, node: NodeInfo,
-                                   nominated: list[PodInfo] | None) -> Status | None:
-        """kube's RunFilterPluginsWithNominatedPods: the filters with the nominated pods
-        counted (they may land here), then without them (they may go elsewhere, and pods
-        such as those with affinity to them must fit either way)."""
-        added = self.add_nominated(state, pod, node, nominated) if nominated else None
-        if added is not None:
-            st = self.run_filters(added[0], pod, added[1])
-            if st is not None:
-                return st
-        return self.run_filters(state, pod, node)
-
     def find_feasible(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
                       diagnosis: Diagnosis,
                       nominated: dict[str, list[PodInfo]] | None = None) -> list[NodeInfo]:
@@ -277,39 +214,24 @@ class Framework:
             if len(batch) < size:
                 batch += nodes[:size - len(batch)]
             processed += size
-            if nominated and any(ni.name in nominated for ni in batch):
-                feasible.extend(self._filter_nominated(state, pod, batch, plugins, statuses,
-                                                       nominated))
-                continue
+            if nominated:
+                batch = [with_nominated(ni, pod, nominated[ni.name])
+                         if ni.name in nominated else ni for ni in batch]
             for p in plugins:
                 batch = p.filter_all(state, pod, batch, statuses)
                 if not batch:
                     break
-            feasible.extend(batch)
+            # A node with nominated pods was filtered as a copy: report the node itself.
+            feasible.extend(self._originals(batch, nodes) if nominated else batch)
         for st in statuses.values():
             diagnosis.unschedulable_plugins.add(st.plugin)
         self.next_start = (start + processed) % n
         return feasible
 
-    def _filter_nominated(self, state: CycleState, pod: PodInfo, batch: list[NodeInfo],
-                          plugins: list[Plugin], statuses: dict[str, Status],
-                          nominated: dict[str, list[PodInfo]]) -> list[NodeInfo]:
-        """A batch some of whose nodes have nominated pods: those go through the filters one
-        by one, twice; the others together. The batch's order is kept."""
-        plain = [ni for ni in batch if ni.name not in nominated]
-        for p in plugins:
-            if not plain:
-                break
-            plain = p.filter_all(state, pod, plain, statuses)
-        passed = {ni.name for ni in plain}
-        for ni in batch:
-            if ni.name in nominated:
-                st = self.run_filters_with_nominated(state, pod, ni, nominated[ni.name])
-                if st is None:
-                    passed.add(ni.name)
-                else:
-                    statuses[ni.name] = st
-        return [ni for ni in batch if ni.name in passed]
+    @staticmethod
+    def _originals(batch: list[NodeInfo], nodes: list[NodeInfo]) -> list[NodeInfo]:
+        by_name = {ni.name: ni for ni in nodes}
+        return [by_name[ni.name] for ni in batch]
 
     # -- scoring --------------------------------------------------------------------------------
     def prioritize(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
@@ -334,3 +256,15 @@ class Framework:
         ties = [i for i, s in enumerate(totals) if s == best]
         return nodes[ties[0] if len(ties) == 1 else self.rng.choice(ties)]
 
+
+def with_nominated(ni: NodeInfo, pod: PodInfo, nominated: list[PodInfo]) -> NodeInfo:
+    """The node as it will be once pods nominated to it with at least this pod's priority
+    take their place (`RunFilterPluginsWithNominatedPods`)."""
+    extra = [p for p in nominated if p.uid != pod.uid and p.priority >= pod.priority
+             and p.uid not in ni.pods]
+    if not extra:
+        return ni
+    clone = ni.clone()
+    for p in extra:
+        clone.add_pod(p)
+    return clone

@@ -5,8 +5,6 @@ evict them; the pod is nominated to that node and scheduled there once the room 
 On each candidate node every lower-priority pod is removed, then pods are given back one by one
 from the most important (priority, then earliest start) as long as the incoming pod still fits:
 the ones that cannot be given back are the victims — the fewest, least important pods needed.
-The dry run works on copies of the node and of the pre_filter state, which the plugins' add_pod
-and remove_pod keep right, and counts pods nominated to the node as filtering does.
 Pods whose eviction would break a PodDisruptionBudget are given back first, and the node whose
 victims break the fewest budgets wins, as kube's DefaultPreemption does.
 """
@@ -29,6 +27,7 @@ from pocketkube.scheduler.framework import (
     FitError,
     Framework,
     Status,
+    with_nominated,
 )
 
 log = logging.getLogger("pocketkube.scheduler.preemption")
@@ -37,6 +36,21 @@ NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_VICTIMS = "No preemption victims found for incoming pod"
 MIN_CANDIDATES_PERCENT = 10
 MIN_CANDIDATES = 100
+# Plugins whose pre_filter state depends on other nodes' pods: recomputed when a dry run
+# removes pods.
+CROSS_NODE = ("InterPodAffinity", "PodTopologySpread")
+
+
+class _Overlay:
+    """The cache as it would be with one node replaced (for cross-node pre_filter state)."""
+
+    def __init__(self, cache: Cache, node: NodeInfo) -> None:
+        self.node_list = [node if n.name == node.name else n for n in cache.node_list]
+        self.namespace_labels = cache.namespace_labels
+        self.affinity_pods = cache.affinity_pods
+        self.nodes = cache.nodes
+
+
 Candidate = tuple[NodeInfo, list[PodInfo], int]  # node, victims, budgets they would break
 
 
@@ -98,15 +112,13 @@ class Preemptor:
         statuses: dict[str, Status] = {}
         candidates: list[Candidate] = []
         budgets = self.budgets()
-        nominated = self.nominated()
         if potential:
             n = len(potential)
             want = min(max(n * MIN_CANDIDATES_PERCENT // 100, MIN_CANDIDATES), n)
             offset = self.rng.randrange(n)
             for i in range(n):
                 ni = potential[(offset + i) % n]
-                victims, st, violations = self.select_victims(state, pod, ni, budgets,
-                                                              nominated.get(ni.name))
+                victims, st, violations = self.select_victims(state, pod, ni, budgets)
                 if st is None and victims:
                     candidates.append((ni, victims, violations))
                     if len(candidates) >= want:
@@ -123,21 +135,26 @@ class Preemptor:
         return (node, victims), "", False
 
     # -- dry run --------------------------------------------------------------------------------
+    def _fits(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
+        if any(name not in state.skip_filter for name in CROSS_NODE):
+            state, st = self.framework.run_pre_filter(pod, _Overlay(self.cache, node))  # type: ignore[arg-type]
+            if st is not None:
+                return st
+        nominated = self.nominated().get(node.name)
+        target = with_nominated(node, pod, nominated) if nominated else node
+        return self.framework.run_filters(state, pod, target)
+
     def select_victims(self, state: CycleState, pod: PodInfo, ni: NodeInfo,
-                       budgets: list[Obj] | None = None,
-                       nominated: list[PodInfo] | None = None
+                       budgets: list[Obj] | None = None
                        ) -> tuple[list[PodInfo], Status | None, int]:
-        """(victims, why none, how many of them break a disruption budget); `nominated` are
-        the pods nominated to the node (kube's SelectVictimsOnNode)."""
+        """(victims, why none, how many of them break a disruption budget)."""
         lower = [p for p in ni.pods.values() if p.priority < pod.priority]
         if not lower:
             return [], Status(UNRESOLVABLE, NO_VICTIMS), 0
-        fw = self.framework
-        state, clone = state.clone(), ni.clone()
+        clone = ni.clone()
         for p in lower:
             clone.remove_pod(p.uid)
-            fw.run_remove_pod(state, pod, p, clone)
-        st = fw.run_filters_with_nominated(state, pod, clone, nominated)
+        st = self._fits(state, pod, clone)
         if st is not None:
             return [], st, 0
         lower.sort(key=importance)
@@ -147,10 +164,8 @@ class Preemptor:
         for group, breaks in ((violating, True), (ok, False)):
             for p in group:
                 clone.add_pod(p)
-                fw.run_add_pod(state, pod, p, clone)
-                if fw.run_filters_with_nominated(state, pod, clone, nominated) is not None:
+                if self._fits(state, pod, clone) is not None:
                     clone.remove_pod(p.uid)
-                    fw.run_remove_pod(state, pod, p, clone)
                     victims.append(p)
                     violations += breaks
         victims.sort(key=importance)

@@ -6,9 +6,7 @@ five minutes.
 
 A pod that fails while a relevant event arrived during its scheduling cycle goes to backoff
 rather than the unschedulable set, so the event is not lost (kube's moveRequestCycle). The
-nominator remembers which pods wait on which node after preempting (status.nominatedNodeName,
-or this scheduler's own nomination before the status shows it), until the pod is bound,
-deleted or its nomination cleared.
+nominator remembers which pods wait on which node after preempting.
 """
 
 from __future__ import annotations
@@ -109,7 +107,7 @@ class SchedulingQueue:
             return
         old = qp.info
         qp.info = info
-        self.update_nominated(old, info)
+        self._nominate_from_status(info)
         if qp.where == "unschedulable" and _changed(old.obj, info.obj):
             del self.unschedulable[qp.uid]
             self._requeue(qp)
@@ -249,20 +247,6 @@ class SchedulingQueue:
         node = (info.obj.get("status") or {}).get("nominatedNodeName")
         if node:
             self.add_nominated(info, node)
-
-    def update_nominated(self, old: PodInfo, new: PodInfo) -> None:
-        """kube's UpdateNominatedPod: the pod's status decides its nominated node (a cleared
-        nominatedNodeName drops it), except that while neither version names one, a
-        nomination this scheduler made and has not seen written yet is kept. The stored pod
-        is always the new version."""
-        old_node = (old.obj.get("status") or {}).get("nominatedNodeName") or ""
-        new_node = (new.obj.get("status") or {}).get("nominatedNodeName") or ""
-        node = new_node
-        if not old_node and not new_node:
-            node = self._nominated_node.get(new.uid, "")
-        self.delete_nominated(new.uid)
-        if node:
-            self.add_nominated(new, node)
 
     def add_nominated(self, info: PodInfo, node: str) -> None:
         self.delete_nominated(info.uid)

@@ -32,6 +32,7 @@ from pocketkube.scheduler.framework import (
     Diagnosis,
     FitError,
     Framework,
+    with_nominated,
 )
 from pocketkube.scheduler.plugins import default_plugins
 from pocketkube.scheduler.preemption import Preemptor
@@ -175,8 +176,9 @@ class Scheduler:
         nom = (pi.obj.get("status") or {}).get("nominatedNodeName")
         if nom and nom in self.cache.nodes and self.cache.nodes[nom].node is not None:
             ni = self.cache.nodes[nom]
-            if self.framework.run_filters_with_nominated(
-                    state, pi, ni, nominated.get(nom) if nominated else None) is None:
+            target = with_nominated(ni, pi, nominated[nom]) if nominated and \
+                nom in nominated else ni
+            if self.framework.run_filters(state, pi, target) is None:
                 return ni, state, diag
         feasible = self.framework.find_feasible(state, pi, nodes, diag, nominated)
         if not feasible:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pocketkube.scheduler.framework import Plugin
 from pocketkube.scheduler.plugins.balancedallocation import BalancedAllocation
-from pocketkube.scheduler.plugins.imagelocality import ImageLocality
 from pocketkube.scheduler.plugins.interpodaffinity import InterPodAffinity
 from pocketkube.scheduler.plugins.nodeaffinity import NodeAffinity
 from pocketkube.scheduler.plugins.nodename import NodeName
@@ -18,5 +17,4 @@ from pocketkube.scheduler.plugins.tainttoleration import TaintToleration
 
 def default_plugins() -> list[Plugin]:
     return [NodeUnschedulable(), NodeName(), TaintToleration(), NodeAffinity(), NodePorts(),
-            NodeResourcesFit(), PodTopologySpread(), InterPodAffinity(), BalancedAllocation(),
-            ImageLocality()]
+            NodeResourcesFit(), PodTopologySpread(), InterPodAffinity(), BalancedAllocation()]

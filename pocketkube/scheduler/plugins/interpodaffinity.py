@@ -3,8 +3,7 @@ matching pod), required anti-affinity both ways (the incoming pod's terms, and e
 terms against the incoming pod), and the preferred terms as a score.
 
 Counts per (topologyKey, value) are computed once per pod in pre_filter, so filtering a node is
-a few dict lookups (kube's preFilterState); add_pod/remove_pod keep them right when preemption
-or nominated pods change a node. Namespaces follow the term's `namespaces` and
+a few dict lookups (kube's preFilterState). Namespaces follow the term's `namespaces` and
 `namespaceSelector`, defaulting to the pod's own namespace.
 """
 
@@ -40,26 +39,6 @@ class _State:
         self.affinity: Counter[Pair] = Counter()
         self.anti: Counter[Pair] = Counter()
 
-    def clone(self) -> _State:
-        c = _State()
-        c.existing_anti = Counter(self.existing_anti)
-        c.affinity = Counter(self.affinity)
-        c.anti = Counter(self.anti)
-        return c
-
-
-def _bump(counts: Counter[Pair], key: str, labels: dict[str, str], delta: int) -> None:
-    """A pair's count moved; pairs down to zero are dropped, as kube's counters do (an empty
-    affinity map means no pod in the cluster matches)."""
-    v = labels.get(key)
-    if v is None:
-        return
-    n = counts[(key, v)] + delta
-    if n:
-        counts[(key, v)] = n
-    else:
-        del counts[(key, v)]
-
 
 def _matches(term: AffinityTerm, pod: PodInfo, ns_labels: dict) -> bool:
     return term.matches(pod.namespace, pod.labels, ns_labels)
@@ -94,39 +73,12 @@ class InterPodAffinity(Plugin):
                         "Node/Add", "Node/UpdateLabel"})
 
     def pre_filter(self, state: CycleState, pod: PodInfo, cache: Cache) -> Status | None:
-        has_terms = bool(pod.required_affinity or pod.required_anti_affinity)
-        if not has_terms and cache.affinity_pods == 0:
+        if not pod.required_affinity and not pod.required_anti_affinity \
+                and cache.affinity_pods == 0:
             return Status(SKIP)
-        st = compute_state(pod, cache.node_list, cache.namespace_labels)
-        if not has_terms and not st.existing_anti:
-            return Status(SKIP)  # nothing here can reject the pod
-        state[self.name] = st
+        state[self.name] = compute_state(pod, cache.node_list, cache.namespace_labels)
         state[self.name + "/ns"] = cache.namespace_labels
         return None
-
-    def add_pod(self, state: CycleState, pod: PodInfo, other: PodInfo, node: NodeInfo) -> None:
-        self._update(state, pod, other, node, 1)
-
-    def remove_pod(self, state: CycleState, pod: PodInfo, other: PodInfo,
-                   node: NodeInfo) -> None:
-        self._update(state, pod, other, node, -1)
-
-    def _update(self, state: CycleState, pod: PodInfo, other: PodInfo, node: NodeInfo,
-                delta: int) -> None:
-        """kube's preFilterState.updateWithPod: `other`'s terms against the pod, and the
-        pod's terms against `other`, counted in `node`'s domains."""
-        st: _State = state[self.name]
-        ns = state[self.name + "/ns"]
-        labels = node.labels
-        for term in other.required_anti_affinity:
-            if _matches(term, pod, ns):
-                _bump(st.existing_anti, term.topology_key, labels, delta)
-        if pod.required_affinity and all(_matches(t, other, ns) for t in pod.required_affinity):
-            for term in pod.required_affinity:
-                _bump(st.affinity, term.topology_key, labels, delta)
-        for term in pod.required_anti_affinity:
-            if _matches(term, other, ns):
-                _bump(st.anti, term.topology_key, labels, delta)
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         st: _State = state[self.name]

@@ -5,8 +5,7 @@ domains hold.
 
 Only nodes that carry every constraint's topology key and (nodeAffinityPolicy Honor, the
 default) match the pod's node selector and affinity define domains. matchLabelKeys add the
-pod's own label values to the selector. add_pod/remove_pod keep the DoNotSchedule counts right
-when preemption or nominated pods change a node (kube's PreFilterExtensions).
+pod's own label values to the selector.
 """
 
 from __future__ import annotations
@@ -84,40 +83,6 @@ def domain_counts(pod: PodInfo, nodes: list[NodeInfo], cs: list[Constraint],
     return counts
 
 
-class _FilterState:
-    """The DoNotSchedule constraints, matching pods per domain, the smallest count per
-    topology key, and how many domains each key has."""
-
-    __slots__ = ("cs", "counts", "minimum", "domains")
-
-    def __init__(self, cs: list[Constraint], counts: Counter, minimum: dict[str, int],
-                 domains: Counter) -> None:
-        self.cs, self.counts, self.minimum, self.domains = cs, counts, minimum, domains
-
-    def clone(self) -> _FilterState:
-        # The constraints and the set of domains never change after pre_filter.
-        return _FilterState(self.cs, Counter(self.counts), dict(self.minimum), self.domains)
-
-    def update(self, pod: PodInfo, other: PodInfo, node: NodeInfo, delta: int) -> None:
-        """kube's updateWithPod: `other` counts in `node`'s domains if it is in the pod's
-        namespace, the node is one the constraints consider, and a selector matches it."""
-        if other.namespace != pod.namespace or not _eligible(node, pod, self.cs) or \
-                other.obj["metadata"].get("deletionTimestamp"):
-            return  # terminating pods were not counted either
-        for c in self.cs:
-            if not c.selector.matches(other.labels):
-                continue
-            pair = (c.key, node.labels[c.key])
-            n = self.counts.get(pair, 0) + delta
-            self.counts[pair] = n
-            low = self.minimum.get(c.key)
-            if low is None or n < low:
-                self.minimum[c.key] = n
-            elif delta > 0 and n - delta == low:
-                # The smallest domain may have grown: find the smallest again.
-                self.minimum[c.key] = min(v for (k, _), v in self.counts.items() if k == c.key)
-
-
 class PodTopologySpread(Plugin):
     name = "PodTopologySpread"
     weight = 2
@@ -134,20 +99,12 @@ class PodTopologySpread(Plugin):
         for (key, _), n in counts.items():
             domains[key] += 1
             minimum[key] = min(minimum.get(key, n), n)
-        state[self.name] = _FilterState(cs, counts, minimum, domains)
+        state[self.name] = (cs, counts, minimum, domains)
         return None
 
-    def add_pod(self, state: CycleState, pod: PodInfo, other: PodInfo, node: NodeInfo) -> None:
-        state[self.name].update(pod, other, node, 1)
-
-    def remove_pod(self, state: CycleState, pod: PodInfo, other: PodInfo,
-                   node: NodeInfo) -> None:
-        state[self.name].update(pod, other, node, -1)
-
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
-        fs: _FilterState = state[self.name]
-        counts, minimum, domains = fs.counts, fs.minimum, fs.domains
-        for c in fs.cs:
+        cs, counts, minimum, domains = state[self.name]
+        for c in cs:
             value = node.labels.get(c.key)
             if value is None:
                 return Status(UNRESOLVABLE, MISSING_LABEL)
